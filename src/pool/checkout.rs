@@ -1,0 +1,321 @@
+//! Checkout: the fast path, the wait, and the steps that turn capacity into a usable connection.
+
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use event_listener_strategy::{EventListenerFuture, FutureWrapper};
+use futures_lite::future;
+
+use super::acquire::{Acquire, Deadline, Slot};
+use super::error::{PoolError, TimeoutError};
+use super::guard::PooledConnection;
+use super::hooks;
+use super::manager::Manager;
+use super::shared::Shared;
+use super::state::{Effects, Grant, Lease};
+use super::stats::CloseReason;
+use super::Pool;
+
+type Checkout<M> = Result<PooledConnection<M>, PoolError<<M as Manager>::Error>>;
+
+impl<M: Manager> Pool<M> {
+    /// Checks out a connection, waiting up to `connection_timeout`. Works on any executor, given a
+    /// runtime adapter for the timeout (see [`PoolBuilder::runtime`](super::PoolBuilder::runtime)).
+    ///
+    /// ```
+    /// # #[cfg(feature = "smol")] {
+    /// # use memory_storage_turso::pool::{Manager, Pool};
+    /// # use memory_storage_turso::rt::Smol;
+    /// # struct Unit;
+    /// # impl Manager for Unit {
+    /// #     type Connection = ();
+    /// #     type Error = std::convert::Infallible;
+    /// #     async fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
+    /// # }
+    /// let pool = Pool::builder(Unit).runtime(Smol).build().unwrap();
+    /// smol::block_on(async {
+    ///     let conn = pool.get().await.unwrap();
+    ///     assert_eq!(pool.statistics().active_connections, 1);
+    /// });
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`PoolError::Timeout`], [`PoolError::Closed`], [`PoolError::Connect`], [`PoolError::Hook`], and
+    /// [`PoolError::NoRuntime`] on a pool built without a runtime adapter.
+    #[track_caller]
+    pub fn get(&self) -> impl Future<Output = Checkout<M>> + Send + '_ {
+        self.get_timeout(self.shared.config.connection_timeout)
+    }
+
+    /// [`get`](Self::get) with a timeout of its own.
+    #[track_caller]
+    pub fn get_timeout(&self, timeout: Duration) -> impl Future<Output = Checkout<M>> + Send + '_ {
+        let caller = Location::caller();
+        async move { get_async(&self.shared, timeout, caller).await }
+    }
+
+    /// Checks out a connection from a thread, parking it for up to `connection_timeout`. Needs no runtime.
+    ///
+    /// Waiting is bounded by the timeout; opening or health-checking a connection is as fast as the
+    /// manager makes it (it runs in place, with no timer).
+    #[track_caller]
+    pub fn get_blocking(&self) -> Checkout<M> {
+        get_blocking(
+            &self.shared,
+            self.shared.config.connection_timeout,
+            Location::caller(),
+        )
+    }
+
+    /// [`get_blocking`](Self::get_blocking) with a timeout of its own.
+    #[track_caller]
+    pub fn get_blocking_timeout(&self, timeout: Duration) -> Checkout<M> {
+        get_blocking(&self.shared, timeout, Location::caller())
+    }
+
+    /// Checks out a connection only if one is free now (or a slot is free to open one): never waits for
+    /// another holder. `Ok(None)` when the pool is full, or when others are already queued.
+    #[track_caller]
+    pub fn try_get(&self) -> Result<Option<PooledConnection<M>>, PoolError<M::Error>> {
+        let shared = &self.shared;
+        let caller = Location::caller();
+        let started = Instant::now();
+        let Some(grant) = begin(shared)? else {
+            return Ok(None);
+        };
+        let slot = match ready_now(shared, Slot::from_grant(shared, grant), started) {
+            Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller).map(Some),
+            Err(slot) => slot,
+        };
+        let guard = future::block_on(finish(shared, slot, false))?;
+        hand_over(shared, guard, started.elapsed(), caller).map(Some)
+    }
+}
+
+/// Under the lock: fails on a closed pool, else takes free capacity if there is any.
+fn begin<M: Manager>(
+    shared: &Shared<M>,
+) -> Result<Option<Grant<M::Connection>>, PoolError<M::Error>> {
+    let mut state = shared.lock();
+    if state.closed {
+        return Err(PoolError::Closed);
+    }
+    Ok(state.try_take(shared.config.reuse_order))
+}
+
+/// The common case, with no await: an idle connection that needs no health check and has not expired.
+fn ready_now<'a, M: Manager>(
+    shared: &Shared<M>,
+    slot: Slot<'a, M>,
+    now: Instant,
+) -> Result<PooledConnection<M>, Slot<'a, M>> {
+    match slot {
+        Slot::Ready(guard) => {
+            let conn = guard.conn.as_ref().expect("a guard holds its connection");
+            if shared.expired(conn, now).is_none() && !shared.needs_validation(conn, now) {
+                Ok(guard)
+            } else {
+                Err(Slot::Ready(guard))
+            }
+        }
+        slot => Err(slot),
+    }
+}
+
+async fn get_async<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    timeout: Duration,
+    caller: &'static Location<'static>,
+) -> Checkout<M> {
+    let Some(runtime) = shared.runtime.as_ref() else {
+        return Err(PoolError::NoRuntime);
+    };
+    let started = Instant::now();
+    let first = match begin(shared)? {
+        Some(grant) => match ready_now(shared, Slot::from_grant(shared, grant), started) {
+            Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller),
+            Err(slot) => Some(slot),
+        },
+        None => None,
+    };
+    // The slow path: wait, open or check a connection, all under one timer.
+    let work = async {
+        let slot = match first {
+            Some(slot) => slot,
+            None => FutureWrapper::new(Acquire::new(shared)).await?,
+        };
+        let guard = finish(shared, slot, true).await?;
+        hand_over(shared, guard, started.elapsed(), caller)
+    };
+    let expiry = async {
+        runtime.sleep(timeout).await;
+        Err(timed_out(shared, started))
+    };
+    future::or(work, expiry).await
+}
+
+fn get_blocking<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    timeout: Duration,
+    caller: &'static Location<'static>,
+) -> Checkout<M> {
+    let started = Instant::now();
+    let mut acquire = Acquire::new(shared);
+    let mut deadline = Deadline::new(started.checked_add(timeout));
+    let slot = loop {
+        match Pin::new(&mut acquire).poll_with_strategy(&mut deadline, &mut ()) {
+            Poll::Ready(slot) => break slot?,
+            Poll::Pending if deadline.expired => match acquire.give_up() {
+                Some(slot) => break slot,
+                None => return Err(timed_out(shared, started)),
+            },
+            Poll::Pending => {}
+        }
+    };
+    drop(acquire);
+    let guard = match ready_now(shared, slot, started) {
+        Ok(guard) => return hand_over(shared, guard, started.elapsed(), caller),
+        Err(slot) => future::block_on(finish(shared, slot, false))?,
+    };
+    hand_over(shared, guard, started.elapsed(), caller)
+}
+
+fn timed_out<M: Manager>(shared: &Shared<M>, started: Instant) -> PoolError<M::Error> {
+    shared.counters.timeout();
+    let state = shared.lock();
+    PoolError::Timeout(Box::new(TimeoutError {
+        waited: started.elapsed(),
+        state: state.gauges(),
+        last_error: state.last_error.clone(),
+    }))
+}
+
+/// Turns capacity into a connection that is fit to hand out: closes expired ones, health-checks stale
+/// ones, and opens a new one where there is none. The slot is held throughout; dropping the future at any
+/// await releases it.
+async fn finish<'a, M: Manager>(
+    shared: &'a Arc<Shared<M>>,
+    mut slot: Slot<'a, M>,
+    timed: bool,
+) -> Checkout<M> {
+    loop {
+        slot = match slot {
+            Slot::Ready(mut guard) => {
+                let now = Instant::now();
+                let conn = guard.conn.as_mut().expect("a guard holds its connection");
+                let reason = match shared.expired(conn, now) {
+                    Some(reason) => reason,
+                    None if !shared.needs_validation(conn, now) => return Ok(guard),
+                    None => match shared.validate(&mut conn.raw, timed).await {
+                        Ok(()) => {
+                            shared.counters.health_check(true);
+                            return Ok(guard);
+                        }
+                        Err(error) => {
+                            shared.counters.health_check(false);
+                            shared.record_error(&error);
+                            CloseReason::HealthCheck
+                        }
+                    },
+                };
+                replace(shared, guard, reason)?
+            }
+            Slot::Create(permit) => {
+                let mut raw = match shared.manager.connect().await {
+                    Ok(raw) => raw,
+                    Err(error) => {
+                        shared.counters.connect_failed();
+                        shared.record_error(&error);
+                        return Err(PoolError::Connect(error));
+                    }
+                };
+                shared.counters.created();
+                if let Err(error) = hooks::run(&shared.hooks.after_connect, &mut raw) {
+                    shared.close(raw, CloseReason::Broken);
+                    return Err(PoolError::Hook(error));
+                }
+                return match permit.complete(raw, Instant::now()) {
+                    Ok(guard) => Ok(guard),
+                    Err(raw) => {
+                        shared.close(raw, CloseReason::Retired);
+                        Err(PoolError::Closed)
+                    }
+                };
+            }
+        };
+    }
+}
+
+/// Closes the guard's connection for `reason` and fills the same slot with another idle connection, or
+/// with the right to open one.
+fn replace<'a, M: Manager>(
+    shared: &'a Arc<Shared<M>>,
+    mut guard: PooledConnection<M>,
+    reason: CloseReason,
+) -> Result<Slot<'a, M>, PoolError<M::Error>> {
+    let old = guard.conn.take().expect("a guard holds its connection");
+    let mut effects = Effects::default();
+    effects.close.push((old.raw, reason));
+    let mut state = shared.lock();
+    let grant = state.replace(shared.config.reuse_order, &mut effects);
+    drop(state);
+    shared.apply(effects);
+    match grant {
+        None => Err(PoolError::Closed),
+        Some(Grant::Conn(conn)) => {
+            guard.conn = Some(conn);
+            Ok(Slot::Ready(guard))
+        }
+        Some(grant @ Grant::Create) => Ok(Slot::from_grant(shared, grant)),
+    }
+}
+
+/// The last step of every checkout: the checkout hook, the leak-detection lease, and the statistics.
+fn hand_over<M: Manager>(
+    shared: &Shared<M>,
+    mut guard: PooledConnection<M>,
+    waited: Duration,
+    caller: &'static Location<'static>,
+) -> Checkout<M> {
+    if shared.hooks.on_checkout.is_some() {
+        if let Err(error) = hooks::run(&shared.hooks.on_checkout, &mut *guard) {
+            let conn = guard.conn.take().expect("a guard holds its connection");
+            shared.close(conn.raw, CloseReason::Broken);
+            shared.release(false, None);
+            return Err(PoolError::Hook(error));
+        }
+    }
+    if shared.config.leak_detection_threshold.is_some() {
+        let lease = Lease {
+            since: Instant::now(),
+            caller,
+            reported: false,
+        };
+        guard.lease = Some(shared.lock().add_lease(lease));
+    }
+    shared.counters.checkout(waited);
+    Ok(guard)
+}
+
+impl<M: Manager> Shared<M> {
+    /// The health check, under `health_check_timeout` when a timer is available.
+    async fn validate(&self, raw: &mut M::Connection, timed: bool) -> Result<(), String> {
+        let check = async { self.manager.validate(raw).await.map_err(|e| e.to_string()) };
+        match (&self.runtime, timed) {
+            (Some(runtime), true) => {
+                let limit = self.config.health_check_timeout;
+                let expiry = async move {
+                    runtime.sleep(limit).await;
+                    Err(format!("health check timed out after {limit:?}"))
+                };
+                future::or(check, expiry).await
+            }
+            _ => check.await,
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The generic, runtime-agnostic pool core: [`Pool<M: Manager>`](Pool).
+//!
+//! # Design
+//!
+//! * **Sync-first.** The pool's state (idle connections, slot counts, a FIFO queue of waiters) sits behind
+//!   one short, synchronous critical section: no `.await` and no user code runs while it is held.
+//!   Blocking callers park on an `event-listener` listener with a deadline; async callers await the same
+//!   listener. Both go through one state machine ([`Acquire`](acquire)), so one pool serves threads and
+//!   tasks at the same time.
+//! * **Fair.** A connection that comes back is handed straight to the oldest waiter, and a slot that
+//!   frees up becomes the oldest waiter's right to open a connection. A caller that arrives later finds
+//!   the capacity already taken, so it cannot barge in. (`async_lock::Semaphore` alone is not fair,
+//!   which is why the hand-off is the pool's own job.)
+//! * **Honest accounting.** The gauges in [`PoolStatistics`] are read from the very counts that gate
+//!   checkouts. `size = idle + in_use + connecting <= max` at every instant (until a `resize` shrinks
+//!   the pool below what is checked out; the excess is closed as it comes back).
+//! * **The slot is held for the life of the guard.** [`PooledConnection`] derefs to the connection.
+//!   Dropping it runs the manager's `is_broken` and `reset` (also while panicking) and returns or closes
+//!   the connection; [`PooledConnection::detach`] frees the slot and keeps the connection.
+//! * **Cancellation-safe.** Every piece of capacity a caller holds (a queue entry, a grant not yet picked
+//!   up, a reserved slot, a connection being checked) is owned by a value whose `Drop` gives it back, so
+//!   dropping a `get` future at any await leaks nothing.
+//! * **Timeouts** come from deadlines for blocking waits, and from the runtime adapter's timer for async
+//!   ones. An async `get` on a pool without an adapter fails with [`PoolError::NoRuntime`] every time,
+//!   instead of waiting forever under load.
+//! * **Maintenance** (idle timeout, max lifetime with jitter, leak detection) runs lazily as connections
+//!   are checked out and returned; with a runtime adapter a background task also refills `min_idle` and
+//!   reaps. It ends when the pool closes.
+//!
+//! ```
+//! use memory_storage_turso::pool::{Manager, Pool, PoolConfig};
+//!
+//! struct Counter;
+//! impl Manager for Counter {
+//!     type Connection = u64;
+//!     type Error = std::convert::Infallible;
+//!     async fn connect(&self) -> Result<u64, Self::Error> {
+//!         Ok(0)
+//!     }
+//! }
+//!
+//! let config = PoolConfig::builder().max_connections(2).build().unwrap();
+//! let pool = Pool::builder(Counter).config(config).build().unwrap();
+//! std::thread::scope(|s| {
+//!     for _ in 0..4 {
+//!         s.spawn(|| *pool.get_blocking().unwrap() += 1);
+//!     }
+//! });
+//! let stats = pool.statistics();
+//! assert!(stats.total_created <= 2);
+//! assert_eq!(stats.total_checkouts, 4);
+//! ```
+
+mod acquire;
+mod checkout;
+mod config;
+mod error;
+mod guard;
+mod hooks;
+mod lifecycle;
+mod manager;
+mod shared;
+mod state;
+mod stats;
+mod waiters;
+
+use std::sync::Arc;
+
+pub use config::{
+    ConfigError, PoolConfig, PoolConfigBuilder, ReuseOrder, MAX_DURATION, MAX_POOL_SIZE,
+};
+pub use error::{HookError, PoolError, PoolState, TimeoutError};
+pub use guard::PooledConnection;
+pub use hooks::Hook;
+pub use lifecycle::{ShutdownReport, SuspectedLeak};
+pub use manager::Manager;
+pub use stats::{ClosedConnections, PoolStatistics};
+
+use crate::rt::{DynRuntime, Runtime};
+use shared::Shared;
+
+/// A pool of connections made by `M`. Cloning it is cheap and gives another handle to the same pool.
+///
+/// When the last handle is dropped the pool closes: idle connections are closed at once and
+/// checked-out ones as they come back.
+pub struct Pool<M: Manager> {
+    shared: Arc<Shared<M>>,
+    _handle: Arc<Handle<M>>,
+}
+
+impl<M: Manager> Clone for Pool<M> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            _handle: self._handle.clone(),
+        }
+    }
+}
+
+impl<M: Manager> std::fmt::Debug for Pool<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Closes the pool when the last `Pool` handle goes (guards keep only the shared state alive).
+struct Handle<M: Manager>(Arc<Shared<M>>);
+
+impl<M: Manager> Drop for Handle<M> {
+    fn drop(&mut self) {
+        self.0.close_pool();
+    }
+}
+
+impl<M: Manager> Pool<M> {
+    /// A builder for a pool over `manager`, with the default [`PoolConfig`].
+    pub fn builder(manager: M) -> PoolBuilder<M> {
+        PoolBuilder {
+            manager,
+            config: PoolConfig::default(),
+            hooks: hooks::Hooks::default(),
+            runtime: None,
+        }
+    }
+
+    /// A snapshot of the pool's gauges and counters.
+    pub fn statistics(&self) -> PoolStatistics {
+        let state = self.shared.lock();
+        let gauges = state.gauges();
+        let leaks = match self.shared.config.leak_detection_threshold {
+            None => 0,
+            Some(threshold) => {
+                let now = std::time::Instant::now();
+                state
+                    .leases
+                    .iter()
+                    .flatten()
+                    .filter(|l| now.saturating_duration_since(l.since) >= threshold)
+                    .count()
+            }
+        };
+        drop(state);
+        self.shared.counters.snapshot(gauges, leaks)
+    }
+
+    /// The pool's gauges.
+    pub fn state(&self) -> PoolState {
+        self.shared.gauges()
+    }
+
+    /// The share of the maximum size held by callers, from 0.0 to 1.0.
+    pub fn utilization(&self) -> f32 {
+        let state = self.state();
+        state.in_use as f32 / state.max_size as f32
+    }
+
+    /// Checkouts that could be served now without waiting: idle connections plus room to open more.
+    pub fn available_connections(&self) -> usize {
+        let state = self.state();
+        if state.waiting > 0 {
+            return 0;
+        }
+        state
+            .max_size
+            .saturating_sub(state.in_use + state.connecting)
+    }
+
+    /// Whether a checkout could be served now without waiting.
+    pub fn has_capacity(&self) -> bool {
+        self.available_connections() > 0
+    }
+
+    /// The manager.
+    pub fn manager(&self) -> &M {
+        &self.shared.manager
+    }
+
+    /// The configuration the pool was built with (`max_connections` as built; see
+    /// [`state`](Self::state) for the current maximum after a [`resize`](Self::resize)).
+    pub fn config(&self) -> &PoolConfig {
+        &self.shared.config
+    }
+}
+
+/// Builds a [`Pool`]: configuration, hooks, and the runtime adapter for async timeouts and maintenance.
+#[must_use]
+pub struct PoolBuilder<M: Manager> {
+    manager: M,
+    config: PoolConfig,
+    hooks: hooks::Hooks<M::Connection>,
+    runtime: Option<Arc<dyn DynRuntime>>,
+}
+
+impl<M: Manager> PoolBuilder<M> {
+    /// Uses `config` instead of the defaults.
+    pub fn config(mut self, config: PoolConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Uses `runtime` to time async checkouts and to run the background maintenance task.
+    pub fn runtime<R: Runtime>(mut self, runtime: R) -> Self {
+        self.runtime = Some(Arc::new(runtime));
+        self
+    }
+
+    /// Runs `hook` on every new connection before first use. An error closes it and fails the checkout.
+    pub fn after_connect(
+        mut self,
+        hook: impl Fn(&mut M::Connection) -> Result<(), HookError> + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.after_connect = Some(Arc::new(hook));
+        self
+    }
+
+    /// Runs `hook` on every connection as it is handed out. An error closes it and fails the checkout.
+    pub fn on_checkout(
+        mut self,
+        hook: impl Fn(&mut M::Connection) -> Result<(), HookError> + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.on_checkout = Some(Arc::new(hook));
+        self
+    }
+
+    /// Runs `hook` on every connection as it comes back, after the manager's reset. An error closes it.
+    pub fn on_return(
+        mut self,
+        hook: impl Fn(&mut M::Connection) -> Result<(), HookError> + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.on_return = Some(Arc::new(hook));
+        self
+    }
+
+    /// Validates the configuration and builds the pool. With a runtime adapter, this also starts the
+    /// maintenance task, which opens `min_idle` connections right away.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first bad field.
+    pub fn build(self) -> Result<Pool<M>, ConfigError> {
+        self.config.validate()?;
+        let shared = Arc::new(Shared::new(
+            self.manager,
+            self.config,
+            self.hooks,
+            self.runtime,
+        ));
+        lifecycle::spawn_maintenance(&shared);
+        Ok(Pool {
+            _handle: Arc::new(Handle(shared.clone())),
+            shared,
+        })
+    }
+}

@@ -1,0 +1,199 @@
+//! The state every handle and guard of one pool shares, and the steps that touch a single connection.
+
+use std::hash::{BuildHasher, RandomState};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use event_listener::Event;
+
+use super::config::PoolConfig;
+use super::error::PoolState;
+use super::hooks::{self, Hooks};
+use super::manager::Manager;
+use super::state::{Conn, Effects, State};
+use super::stats::{CloseReason, Counters};
+use crate::rt::DynRuntime;
+use crate::sync::{lock, Mutex, MutexGuard};
+
+pub(crate) struct Shared<M: Manager> {
+    pub(crate) manager: M,
+    pub(crate) config: PoolConfig,
+    pub(crate) hooks: Hooks<M::Connection>,
+    pub(crate) runtime: Option<Arc<dyn DynRuntime>>,
+    pub(crate) state: Mutex<State<M::Connection>>,
+    pub(crate) counters: Counters,
+    /// Notified whenever a closed pool's last held slot is released.
+    pub(crate) drained: Event,
+    /// Notified once when the pool closes, to stop the maintenance task.
+    pub(crate) closing: Event,
+    jitter: AtomicU64,
+}
+
+impl<M: Manager> Shared<M> {
+    pub(crate) fn new(
+        manager: M,
+        config: PoolConfig,
+        hooks: Hooks<M::Connection>,
+        runtime: Option<Arc<dyn DynRuntime>>,
+    ) -> Self {
+        Self {
+            state: Mutex::new(State::new(config.max_connections)),
+            manager,
+            config,
+            hooks,
+            runtime,
+            counters: Counters::default(),
+            drained: Event::new(),
+            closing: Event::new(),
+            jitter: AtomicU64::new(RandomState::new().hash_one(0u8)),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State<M::Connection>> {
+        lock(&self.state)
+    }
+
+    pub(crate) fn gauges(&self) -> PoolState {
+        self.lock().gauges()
+    }
+
+    /// Carries out what a critical section decided: wakes waiters, then closes connections.
+    pub(crate) fn apply(&self, effects: Effects<M::Connection>) {
+        for event in effects.wake {
+            event.notify(1);
+        }
+        for (conn, reason) in effects.close {
+            self.close(conn, reason);
+        }
+    }
+
+    /// Applies `effects`, and tells `shutdown` if a closed pool has just drained.
+    pub(crate) fn apply_released(&self, effects: Effects<M::Connection>, drained: bool) {
+        self.apply(effects);
+        if drained {
+            self.drained.notify(usize::MAX);
+        }
+    }
+
+    pub(crate) fn close(&self, conn: M::Connection, reason: CloseReason) {
+        self.counters.closed(reason);
+        // A connection's destructor is user code: a panic there must not unwind into the pool.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(conn)));
+    }
+
+    /// Wraps a freshly opened connection with its deadline, jittered down by up to 2.5 % so that
+    /// connections opened together do not all expire together.
+    pub(crate) fn wrap_new(&self, raw: M::Connection, now: Instant) -> Conn<M::Connection> {
+        let expires_at = self.config.max_lifetime.map(|lifetime| {
+            let spread = lifetime.as_nanos() as u64 / 40;
+            let jitter = if spread == 0 {
+                0
+            } else {
+                self.next_random() % spread
+            };
+            now + lifetime - Duration::from_nanos(jitter)
+        });
+        Conn {
+            raw,
+            expires_at,
+            last_used: now,
+        }
+    }
+
+    fn next_random(&self) -> u64 {
+        // SplitMix64 over a shared counter: cheap, and good enough to spread expiry times.
+        let mut z = self.jitter.fetch_add(0x9E37_79B9_7F4A_7C15, Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Why `conn` must not be handed out at `now`, if it must not.
+    pub(crate) fn expired(&self, conn: &Conn<M::Connection>, now: Instant) -> Option<CloseReason> {
+        if conn.expires_at.is_some_and(|at| now >= at) {
+            return Some(CloseReason::MaxLifetime);
+        }
+        let idle_for = now.saturating_duration_since(conn.last_used);
+        if self.config.idle_timeout.is_some_and(|t| idle_for >= t) {
+            return Some(CloseReason::IdleTimeout);
+        }
+        None
+    }
+
+    /// Whether `conn` has been unused long enough to need a health check.
+    pub(crate) fn needs_validation(&self, conn: &Conn<M::Connection>, now: Instant) -> bool {
+        self.config.enable_health_check
+            && now.saturating_duration_since(conn.last_used) >= self.config.health_check_bypass
+    }
+
+    /// Takes back a connection from a holder: checks and cleans it, then returns it to the pool or
+    /// closes it. Runs in the guard's `Drop`, so nothing here may panic or block for long.
+    pub(crate) fn check_in(&self, mut conn: Conn<M::Connection>, lease: Option<usize>) {
+        let manager = &self.manager;
+        let healthy = catch_unwind(AssertUnwindSafe(|| {
+            !manager.is_broken(&mut conn.raw)
+                && manager.reset(&mut conn.raw).is_ok()
+                && hooks::run(&self.hooks.on_return, &mut conn.raw).is_ok()
+        }))
+        .unwrap_or(false);
+        let now = Instant::now();
+        let mut effects = Effects::default();
+        let mut state = self.lock();
+        if let Some(key) = lease {
+            self.end_lease(&mut state, key, now);
+        }
+        if !healthy {
+            effects.close.push((conn.raw, CloseReason::Broken));
+            state.release(false, &mut effects);
+        } else if conn.expires_at.is_some_and(|at| now >= at) {
+            effects.close.push((conn.raw, CloseReason::MaxLifetime));
+            state.release(false, &mut effects);
+        } else {
+            conn.last_used = now;
+            state.check_in(conn, &mut effects);
+            if let Some(idle_timeout) = self.config.idle_timeout {
+                state.reap_oldest(now, idle_timeout, self.config.min_idle, &mut effects);
+            }
+        }
+        let drained = state.closed && state.in_use + state.connecting == 0;
+        drop(state);
+        if !effects.is_empty() || drained {
+            self.apply_released(effects, drained);
+        }
+    }
+
+    /// Gives up a slot without a connection (`connecting`: a reserved slot, else a held one, with its
+    /// leak-detection lease).
+    pub(crate) fn release(&self, connecting: bool, lease: Option<usize>) {
+        let mut effects = Effects::default();
+        let mut state = self.lock();
+        if let Some(key) = lease {
+            self.end_lease(&mut state, key, Instant::now());
+        }
+        state.release(connecting, &mut effects);
+        let drained = state.closed && state.in_use + state.connecting == 0;
+        drop(state);
+        self.apply_released(effects, drained);
+    }
+
+    /// Ends a checkout's lease; a leak that was reported is reported as returned. Also checks the other
+    /// leases, so that leaks are found without a maintenance task.
+    fn end_lease(&self, state: &mut State<M::Connection>, key: usize, now: Instant) {
+        if let Some(lease) = state.leases[key].take() {
+            if lease.reported {
+                crate::trace::leak_returned(
+                    lease.caller,
+                    now.saturating_duration_since(lease.since),
+                );
+            }
+        }
+        self.report_leaks(state, now);
+    }
+
+    /// Remembers the last connect or validation error for timeout reports.
+    pub(crate) fn record_error(&self, error: &dyn std::fmt::Display) {
+        self.lock().last_error = Some(error.to_string());
+    }
+}

@@ -1,0 +1,303 @@
+//! The gate: idle connections, slot counts and waiters, changed only in short critical sections.
+//!
+//! Every slot of the pool is in exactly one place: an idle connection, a slot held by a caller (`in_use`),
+//! or a slot reserved by a caller opening a connection (`connecting`). So `size = idle + in_use +
+//! connecting`, and a slot only moves between those places under the lock. Capacity that frees up goes to
+//! the oldest waiter first (a hand-off), so waiters exist only while the pool is full.
+//!
+//! The methods here never block, never call user code, and never drop a connection (closing one may be
+//! slow): anything to close or wake is returned in [`Effects`] and carried out after the lock is released.
+
+use std::collections::VecDeque;
+use std::panic::Location;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use event_listener::Event;
+
+use super::config::ReuseOrder;
+use super::error::PoolState;
+use super::stats::CloseReason;
+use super::waiters::WaitQueue;
+
+/// An open connection with the times the pool needs.
+pub(crate) struct Conn<C> {
+    pub(crate) raw: C,
+    /// When it must be closed (creation + max lifetime - jitter).
+    pub(crate) expires_at: Option<Instant>,
+    /// When it was last returned (or created).
+    pub(crate) last_used: Instant,
+}
+
+/// Capacity given to a caller: a connection, or the right to open one in a reserved slot.
+pub(crate) enum Grant<C> {
+    Conn(Conn<C>),
+    Create,
+}
+
+/// Work to do once the lock is released.
+#[must_use]
+pub(crate) struct Effects<C> {
+    pub(crate) wake: Vec<Arc<Event>>,
+    pub(crate) close: Vec<(C, CloseReason)>,
+}
+
+impl<C> Default for Effects<C> {
+    fn default() -> Self {
+        Self {
+            wake: Vec::new(),
+            close: Vec::new(),
+        }
+    }
+}
+
+impl<C> Effects<C> {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.wake.is_empty() && self.close.is_empty()
+    }
+}
+
+/// A checked-out connection's holder, for leak detection.
+pub(crate) struct Lease {
+    pub(crate) since: Instant,
+    pub(crate) caller: &'static Location<'static>,
+    pub(crate) reported: bool,
+}
+
+/// The pool's state behind its one lock.
+pub(crate) struct State<C> {
+    pub(crate) idle: VecDeque<Conn<C>>,
+    pub(crate) in_use: usize,
+    pub(crate) connecting: usize,
+    pub(crate) max: usize,
+    pub(crate) closed: bool,
+    pub(crate) waiters: WaitQueue<C>,
+    /// The last connect or validation error, for timeout reports.
+    pub(crate) last_error: Option<String>,
+    /// Holders of checked-out connections, when leak detection is on.
+    pub(crate) leases: Vec<Option<Lease>>,
+}
+
+impl<C> State<C> {
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            idle: VecDeque::new(),
+            in_use: 0,
+            connecting: 0,
+            max,
+            closed: false,
+            waiters: WaitQueue::default(),
+            last_error: None,
+            leases: Vec::new(),
+        }
+    }
+
+    /// Open connections plus slots being opened.
+    pub(crate) fn size(&self) -> usize {
+        self.idle.len() + self.in_use + self.connecting
+    }
+
+    pub(crate) fn gauges(&self) -> PoolState {
+        PoolState {
+            size: self.size(),
+            idle: self.idle.len(),
+            in_use: self.in_use,
+            connecting: self.connecting,
+            waiting: self.waiters.len(),
+            max_size: self.max,
+        }
+    }
+
+    /// Capacity for a caller that does not wait: an idle connection, or a reserved slot. `None` when the
+    /// pool is full or others are already queued (they come first).
+    pub(crate) fn try_take(&mut self, order: ReuseOrder) -> Option<Grant<C>> {
+        if !self.waiters.is_empty() {
+            return None;
+        }
+        if let Some(conn) = self.pop_idle(order) {
+            self.in_use += 1;
+            return Some(Grant::Conn(conn));
+        }
+        if self.size() < self.max {
+            self.connecting += 1;
+            return Some(Grant::Create);
+        }
+        None
+    }
+
+    fn pop_idle(&mut self, order: ReuseOrder) -> Option<Conn<C>> {
+        match order {
+            ReuseOrder::Lifo => self.idle.pop_back(),
+            ReuseOrder::Fifo => self.idle.pop_front(),
+        }
+    }
+
+    /// A holder gives back a healthy connection. It goes to the oldest waiter, else to the idle list;
+    /// on a closed or oversized pool it is closed. The slot leaves `in_use` unless it is handed on.
+    pub(crate) fn check_in(&mut self, conn: Conn<C>, effects: &mut Effects<C>) {
+        if self.closed || self.size() > self.max {
+            self.in_use -= 1;
+            effects.close.push((conn.raw, CloseReason::Retired));
+            return;
+        }
+        match self.waiters.hand_off(Grant::Conn(conn)) {
+            Ok(event) => effects.wake.push(event),
+            Err(Grant::Conn(conn)) => {
+                self.in_use -= 1;
+                self.idle.push_back(conn);
+            }
+            Err(Grant::Create) => unreachable!("hand_off returns the grant it was given"),
+        }
+    }
+
+    /// A slot held by a caller is given up without a connection (the connection was closed, detached,
+    /// or never opened). The freed capacity goes to the oldest waiter as the right to open a connection.
+    pub(crate) fn release(&mut self, connecting: bool, effects: &mut Effects<C>) {
+        if connecting {
+            self.connecting -= 1;
+        } else {
+            self.in_use -= 1;
+        }
+        self.grant_free_capacity(effects);
+    }
+
+    /// Gives every free slot to a waiter, oldest first.
+    pub(crate) fn grant_free_capacity(&mut self, effects: &mut Effects<C>) {
+        while !self.closed && self.size() < self.max && !self.waiters.is_empty() {
+            match self.waiters.hand_off(Grant::Create) {
+                Ok(event) => {
+                    self.connecting += 1;
+                    effects.wake.push(event);
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// A caller holding an `in_use` slot closed its connection (expired, failed its health check) and
+    /// needs another: an idle one if there is one, else the right to open one in the same slot.
+    /// `None` if the pool closed meanwhile; the slot is then released.
+    pub(crate) fn replace(
+        &mut self,
+        order: ReuseOrder,
+        effects: &mut Effects<C>,
+    ) -> Option<Grant<C>> {
+        if self.closed {
+            self.release(false, effects);
+            return None;
+        }
+        if let Some(conn) = self.pop_idle(order) {
+            return Some(Grant::Conn(conn));
+        }
+        self.in_use -= 1;
+        self.connecting += 1;
+        Some(Grant::Create)
+    }
+
+    /// A caller opened a connection in its reserved slot. `false` if the pool closed meanwhile: the slot is
+    /// then released and the caller must close the connection.
+    pub(crate) fn connected(&mut self) -> bool {
+        self.connecting -= 1;
+        if self.closed {
+            return false;
+        }
+        self.in_use += 1;
+        true
+    }
+
+    /// Passes on a grant whose waiter gave up, as if the capacity had just freed up.
+    pub(crate) fn pass_on(&mut self, grant: Grant<C>, effects: &mut Effects<C>) {
+        match grant {
+            Grant::Conn(conn) => self.check_in(conn, effects),
+            Grant::Create => self.release(true, effects),
+        }
+    }
+
+    /// Closes the pool: no more checkouts, every waiter fails, idle connections are closed.
+    pub(crate) fn close(&mut self, effects: &mut Effects<C>) {
+        self.closed = true;
+        effects.wake.extend(self.waiters.close_all());
+        effects.close.extend(
+            self.idle
+                .drain(..)
+                .map(|conn| (conn.raw, CloseReason::Retired)),
+        );
+    }
+
+    /// Changes the maximum size. Growing serves waiters at once; shrinking closes idle connections now and
+    /// the others as they come back.
+    pub(crate) fn resize(&mut self, max: usize, effects: &mut Effects<C>) {
+        self.max = max;
+        while self.size() > self.max {
+            match self.idle.pop_front() {
+                Some(conn) => effects.close.push((conn.raw, CloseReason::Retired)),
+                None => break,
+            }
+        }
+        self.grant_free_capacity(effects);
+    }
+
+    /// Closes idle connections past their lifetime, and those idle longer than `idle_timeout` beyond
+    /// `min_idle` (least recently used first).
+    pub(crate) fn reap(
+        &mut self,
+        now: Instant,
+        idle_timeout: Option<Duration>,
+        min_idle: usize,
+        effects: &mut Effects<C>,
+    ) {
+        let mut index = 0;
+        while index < self.idle.len() {
+            let conn = &self.idle[index];
+            let reason = if conn.expires_at.is_some_and(|at| now >= at) {
+                Some(CloseReason::MaxLifetime)
+            } else if self.idle.len() > min_idle
+                && idle_timeout.is_some_and(|t| now.saturating_duration_since(conn.last_used) >= t)
+            {
+                Some(CloseReason::IdleTimeout)
+            } else {
+                None
+            };
+            match reason {
+                Some(reason) => {
+                    let conn = self.idle.remove(index).expect("index is in bounds");
+                    effects.close.push((conn.raw, reason));
+                }
+                None => index += 1,
+            }
+        }
+    }
+
+    /// Reaps only the least recently used idle connection, if it has idled out: O(1), for the return path.
+    pub(crate) fn reap_oldest(
+        &mut self,
+        now: Instant,
+        idle_timeout: Duration,
+        min_idle: usize,
+        effects: &mut Effects<C>,
+    ) {
+        if self.idle.len() > min_idle
+            && self
+                .idle
+                .front()
+                .is_some_and(|conn| now.saturating_duration_since(conn.last_used) >= idle_timeout)
+        {
+            let conn = self.idle.pop_front().expect("front exists");
+            effects.close.push((conn.raw, CloseReason::IdleTimeout));
+        }
+    }
+
+    /// Records a holder for leak detection and returns its key.
+    pub(crate) fn add_lease(&mut self, lease: Lease) -> usize {
+        match self.leases.iter().position(Option::is_none) {
+            Some(key) => {
+                self.leases[key] = Some(lease);
+                key
+            }
+            None => {
+                self.leases.push(Some(lease));
+                self.leases.len() - 1
+            }
+        }
+    }
+}
