@@ -695,3 +695,68 @@ fn threads_tokio_tasks_and_smol_tasks_share_one_pool() {
     assert_eq!(stats.total_checkouts, 12 * EACH, "{stats:?}");
     assert_consistent(&pool);
 }
+
+#[test]
+fn threads_and_tasks_of_both_runtimes_are_served_in_arrival_order() {
+    let manager = TestManager::default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_time()
+        .build()
+        .unwrap();
+    let pool = builder(&manager, config(1))
+        .runtime(memory_storage_turso::rt::Tokio::from_handle(
+            runtime.handle().clone(),
+        ))
+        .build()
+        .unwrap();
+    let held = pool.get_blocking().unwrap();
+    let served = Arc::new(Mutex::new(Vec::new()));
+    let record = |who: &'static str, served: &Arc<Mutex<Vec<&'static str>>>| {
+        served.lock().unwrap().push(who)
+    };
+
+    let mut threads = Vec::new();
+    let mut tasks = Vec::new();
+    for (index, who) in ["thread", "tokio", "smol", "thread again", "tokio again"]
+        .into_iter()
+        .enumerate()
+    {
+        let (pool_clone, served_clone) = (pool.clone(), served.clone());
+        if who.starts_with("thread") {
+            threads.push(thread::spawn(move || {
+                let conn = pool_clone.get_blocking().unwrap();
+                record(who, &served_clone);
+                drop(conn);
+            }));
+        } else if who.starts_with("tokio") {
+            tasks.push(runtime.spawn(async move {
+                let conn = pool_clone.get().await.unwrap();
+                record(who, &served_clone);
+                drop(conn);
+            }));
+        } else {
+            threads.push(thread::spawn(move || {
+                smol::block_on(async {
+                    let conn = pool_clone.get().await.unwrap();
+                    record(who, &served_clone);
+                    drop(conn);
+                })
+            }));
+        }
+        wait_until("the caller is queued", || pool.state().waiting == index + 1);
+    }
+    drop(held);
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    for task in tasks {
+        runtime.block_on(task).unwrap();
+    }
+    assert_eq!(
+        *served.lock().unwrap(),
+        ["thread", "tokio", "smol", "thread again", "tokio again"]
+    );
+    assert_eq!(pool.available_connections(), 1);
+    assert_eq!(pool.statistics().active_connections, 0);
+}

@@ -81,6 +81,8 @@ pub(crate) struct Acquire<'a, M: Manager> {
     /// Our entry in the wait queue, while queued or granted but not yet picked up.
     key: Option<usize>,
     listener: Option<EventListener>,
+    /// Whether it ever had to queue (a checkout that did not wait records no wait time).
+    pub(crate) queued: bool,
 }
 
 impl<'a, M: Manager> Acquire<'a, M> {
@@ -89,6 +91,7 @@ impl<'a, M: Manager> Acquire<'a, M> {
             shared,
             key: None,
             listener: None,
+            queued: false,
         }
     }
 
@@ -119,10 +122,8 @@ impl<'a, M: Manager> EventListenerFuture for Acquire<'a, M> {
     ) -> Poll<Self::Output> {
         let this = self.get_mut();
         loop {
-            if this.listener.is_some() {
-                if strategy.poll(&mut this.listener, context).is_pending() {
-                    return Poll::Pending;
-                }
+            if this.listener.is_some() && strategy.poll(&mut this.listener, context).is_pending() {
+                return Poll::Pending;
             }
             let mut state = this.shared.lock();
             let Some(key) = this.key else {
@@ -134,6 +135,7 @@ impl<'a, M: Manager> EventListenerFuture for Acquire<'a, M> {
                     return Poll::Ready(Ok(Slot::from_grant(this.shared, grant)));
                 }
                 let (key, listener) = state.waiters.enqueue();
+                this.queued = true;
                 this.key = Some(key);
                 this.listener = Some(listener);
                 continue;

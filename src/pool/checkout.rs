@@ -177,9 +177,11 @@ fn get_blocking<M: Manager>(
             Poll::Pending => {}
         }
     };
+    let queued = acquire.queued;
     drop(acquire);
     let guard = match ready_now(shared, slot, started) {
-        Ok(guard) => return hand_over(shared, guard, started.elapsed(), caller),
+        Ok(guard) if !queued => return hand_over(shared, guard, Duration::ZERO, caller),
+        Ok(guard) => guard,
         Err(slot) => future::block_on(finish(shared, slot, false))?,
     };
     hand_over(shared, guard, started.elapsed(), caller)
