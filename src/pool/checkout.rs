@@ -301,6 +301,7 @@ fn hand_over<M: Manager>(
         guard.lease = Some(shared.lock().add_lease(lease));
     }
     shared.counters.checkout(waited);
+    guard.handed_out = true;
     Ok(guard)
 }
 

@@ -35,6 +35,9 @@ pub struct PooledConnection<M: Manager> {
     pub(crate) conn: Option<Conn<M::Connection>>,
     /// The leak-detection record of this checkout.
     pub(crate) lease: Option<usize>,
+    /// Whether the checkout finished (so the return hook runs): a guard dropped while the pool was still
+    /// checking its connection returns it without the hook.
+    pub(crate) handed_out: bool,
 }
 
 impl<M: Manager> PooledConnection<M> {
@@ -43,6 +46,7 @@ impl<M: Manager> PooledConnection<M> {
             shared,
             conn: Some(conn),
             lease: None,
+            handed_out: false,
         }
     }
 
@@ -93,7 +97,8 @@ impl<M: Manager> DerefMut for PooledConnection<M> {
 impl<M: Manager> Drop for PooledConnection<M> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.shared.check_in(conn, self.lease.take());
+            self.shared
+                .check_in(conn, self.lease.take(), self.handed_out);
         }
     }
 }

@@ -130,12 +130,17 @@ impl<M: Manager> Shared<M> {
 
     /// Takes back a connection from a holder: checks and cleans it, then returns it to the pool or
     /// closes it. Runs in the guard's `Drop`, so nothing here may panic or block for long.
-    pub(crate) fn check_in(&self, mut conn: Conn<M::Connection>, lease: Option<usize>) {
+    pub(crate) fn check_in(
+        &self,
+        mut conn: Conn<M::Connection>,
+        lease: Option<usize>,
+        handed_out: bool,
+    ) {
         let manager = &self.manager;
         let healthy = catch_unwind(AssertUnwindSafe(|| {
             !manager.is_broken(&mut conn.raw)
                 && manager.reset(&mut conn.raw).is_ok()
-                && hooks::run(&self.hooks.on_return, &mut conn.raw).is_ok()
+                && (!handed_out || hooks::run(&self.hooks.on_return, &mut conn.raw).is_ok())
         }))
         .unwrap_or(false);
         let now = Instant::now();
