@@ -8,5 +8,7 @@
 
 pub mod pool;
 pub mod rt;
+#[cfg(feature = "libsql")]
+pub mod storage;
 mod sync;
 mod trace;
