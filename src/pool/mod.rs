@@ -5,7 +5,7 @@
 //! * **Sync-first.** The pool's state (idle connections, slot counts, a FIFO queue of waiters) sits behind
 //!   one short, synchronous critical section: no `.await` and no user code runs while it is held.
 //!   Blocking callers park on an `event-listener` listener with a deadline; async callers await the same
-//!   listener. Both go through one state machine ([`Acquire`](acquire)), so one pool serves threads and
+//!   listener. Both go through one state machine (the `Acquire` future in `acquire.rs`), so one pool serves threads and
 //!   tasks at the same time.
 //! * **Fair.** A connection that comes back is handed straight to the oldest waiter, and a slot that
 //!   frees up becomes the oldest waiter's right to open a connection. A caller that arrives later finds
