@@ -8,7 +8,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use event_listener::{EventListener, Listener};
 use event_listener_strategy::{EventListenerFuture, Strategy};
@@ -180,13 +180,19 @@ impl<M: Manager> Drop for Acquire<'_, M> {
 /// The blocking strategy with an optional deadline. When the deadline passes it reports `Pending` and
 /// sets `expired`, and the caller gives up.
 pub(crate) struct Deadline {
-    at: Option<Instant>,
+    started: Instant,
+    timeout: Duration,
     pub(crate) expired: bool,
 }
 
 impl Deadline {
-    pub(crate) fn new(at: Option<Instant>) -> Self {
-        Self { at, expired: false }
+    /// A deadline `timeout` after `started`, computed only if the caller has to wait.
+    pub(crate) fn new(started: Instant, timeout: Duration) -> Self {
+        Self {
+            started,
+            timeout,
+            expired: false,
+        }
     }
 }
 
@@ -200,7 +206,7 @@ impl Strategy<'_> for Deadline {
         _context: &mut (),
     ) -> Poll<T> {
         let listener = listener.take().expect("polled without a listener");
-        let notified = match self.at {
+        let notified = match self.started.checked_add(self.timeout) {
             None => Some(listener.wait()),
             Some(at) => listener.wait_deadline(at),
         };

@@ -166,7 +166,7 @@ fn get_blocking<M: Manager>(
 ) -> Checkout<M> {
     let started = Instant::now();
     let mut acquire = Acquire::new(shared);
-    let mut deadline = Deadline::new(started.checked_add(timeout));
+    let mut deadline = Deadline::new(started, timeout);
     let slot = loop {
         match Pin::new(&mut acquire).poll_with_strategy(&mut deadline, &mut ()) {
             Poll::Ready(slot) => break slot?,

@@ -196,12 +196,7 @@ impl<M: Manager> Shared<M> {
         let mut effects = Effects::default();
         let refill = {
             let mut state = self.lock();
-            state.reap(
-                now,
-                self.config.idle_timeout,
-                self.config.min_idle,
-                &mut effects,
-            );
+            state.reap(now, self.config.min_idle, &mut effects);
             self.report_leaks(&mut state, now);
             self.reserve_refill(&mut state)
         };

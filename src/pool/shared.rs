@@ -95,11 +95,23 @@ impl<M: Manager> Shared<M> {
             };
             now + lifetime - Duration::from_nanos(jitter)
         });
-        Conn {
+        let mut conn = Conn {
             raw,
             expires_at,
-            last_used: now,
-        }
+            idle_until: None,
+            trusted_until: now,
+        };
+        self.touch(&mut conn, now);
+        conn
+    }
+
+    /// Records a use of `conn` at `now`.
+    fn touch(&self, conn: &mut Conn<M::Connection>, now: Instant) {
+        conn.touch(
+            now,
+            self.config.idle_timeout,
+            self.config.health_check_bypass,
+        );
     }
 
     fn next_random(&self) -> u64 {
@@ -115,8 +127,7 @@ impl<M: Manager> Shared<M> {
         if conn.expires_at.is_some_and(|at| now >= at) {
             return Some(CloseReason::MaxLifetime);
         }
-        let idle_for = now.saturating_duration_since(conn.last_used);
-        if self.config.idle_timeout.is_some_and(|t| idle_for >= t) {
+        if conn.idle_until.is_some_and(|at| now >= at) {
             return Some(CloseReason::IdleTimeout);
         }
         None
@@ -124,8 +135,7 @@ impl<M: Manager> Shared<M> {
 
     /// Whether `conn` has been unused long enough to need a health check.
     pub(crate) fn needs_validation(&self, conn: &Conn<M::Connection>, now: Instant) -> bool {
-        self.config.enable_health_check
-            && now.saturating_duration_since(conn.last_used) >= self.config.health_check_bypass
+        self.config.enable_health_check && now >= conn.trusted_until
     }
 
     /// Takes back a connection from a holder: checks and cleans it, then returns it to the pool or
@@ -156,11 +166,9 @@ impl<M: Manager> Shared<M> {
             effects.close.push((conn.raw, CloseReason::MaxLifetime));
             state.release(false, &mut effects);
         } else {
-            conn.last_used = now;
+            self.touch(&mut conn, now);
             state.check_in(conn, &mut effects);
-            if let Some(idle_timeout) = self.config.idle_timeout {
-                state.reap_oldest(now, idle_timeout, self.config.min_idle, &mut effects);
-            }
+            state.reap_oldest(now, self.config.min_idle, &mut effects);
         }
         let drained = state.closed && state.in_use + state.connecting == 0;
         drop(state);

@@ -20,13 +20,28 @@ use super::error::PoolState;
 use super::stats::CloseReason;
 use super::waiters::WaitQueue;
 
-/// An open connection with the times the pool needs.
+/// An open connection with its deadlines, computed when it is created or returned so that checkout only
+/// compares instants.
 pub(crate) struct Conn<C> {
     pub(crate) raw: C,
     /// When it must be closed (creation + max lifetime - jitter).
     pub(crate) expires_at: Option<Instant>,
-    /// When it was last returned (or created).
-    pub(crate) last_used: Instant,
+    /// When it has idled out (last use + idle timeout).
+    pub(crate) idle_until: Option<Instant>,
+    /// When it needs a health check again (last use + bypass window).
+    pub(crate) trusted_until: Instant,
+}
+
+impl<C> Conn<C> {
+    /// Records a use at `now`.
+    pub(crate) fn touch(&mut self, now: Instant, idle_timeout: Option<Duration>, bypass: Duration) {
+        self.idle_until = idle_timeout.and_then(|t| now.checked_add(t));
+        self.trusted_until = now.checked_add(bypass).unwrap_or(now);
+    }
+
+    fn idled_out(&self, now: Instant) -> bool {
+        self.idle_until.is_some_and(|at| now >= at)
+    }
 }
 
 /// Capacity given to a caller: a connection, or the right to open one in a reserved slot.
@@ -239,21 +254,13 @@ impl<C> State<C> {
 
     /// Closes idle connections past their lifetime, and those idle longer than `idle_timeout` beyond
     /// `min_idle` (least recently used first).
-    pub(crate) fn reap(
-        &mut self,
-        now: Instant,
-        idle_timeout: Option<Duration>,
-        min_idle: usize,
-        effects: &mut Effects<C>,
-    ) {
+    pub(crate) fn reap(&mut self, now: Instant, min_idle: usize, effects: &mut Effects<C>) {
         let mut index = 0;
         while index < self.idle.len() {
             let conn = &self.idle[index];
             let reason = if conn.expires_at.is_some_and(|at| now >= at) {
                 Some(CloseReason::MaxLifetime)
-            } else if self.idle.len() > min_idle
-                && idle_timeout.is_some_and(|t| now.saturating_duration_since(conn.last_used) >= t)
-            {
+            } else if self.idle.len() > min_idle && conn.idled_out(now) {
                 Some(CloseReason::IdleTimeout)
             } else {
                 None
@@ -269,19 +276,8 @@ impl<C> State<C> {
     }
 
     /// Reaps only the least recently used idle connection, if it has idled out: O(1), for the return path.
-    pub(crate) fn reap_oldest(
-        &mut self,
-        now: Instant,
-        idle_timeout: Duration,
-        min_idle: usize,
-        effects: &mut Effects<C>,
-    ) {
-        if self.idle.len() > min_idle
-            && self
-                .idle
-                .front()
-                .is_some_and(|conn| now.saturating_duration_since(conn.last_used) >= idle_timeout)
-        {
+    pub(crate) fn reap_oldest(&mut self, now: Instant, min_idle: usize, effects: &mut Effects<C>) {
+        if self.idle.len() > min_idle && self.idle.front().is_some_and(|conn| conn.idled_out(now)) {
             let conn = self.idle.pop_front().expect("front exists");
             effects.close.push((conn.raw, CloseReason::IdleTimeout));
         }
