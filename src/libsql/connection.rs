@@ -106,9 +106,13 @@ impl LibsqlConnection {
         statement_cache_capacity: usize,
         transaction_mode: TransactionMode,
     ) -> Self {
+        // Remote statements are SQL text sent to the server: caching them saves nothing, and preparing
+        // one costs a round trip (`describe`). So remote and replica connections send SQL directly.
+        let local = kind.runs_locally();
+        let capacity = if local { statement_cache_capacity } else { 0 };
         Self {
             conn,
-            statements: StatementCache::new(statement_cache_capacity),
+            statements: StatementCache::new(capacity, local),
             kind,
             transaction_mode,
             broken: false,
@@ -169,6 +173,9 @@ impl LibsqlConnection {
     /// a libSQL error otherwise.
     pub async fn execute_cached(&mut self, sql: &str, params: impl IntoParams) -> Result<u64> {
         let params = params.into_params()?;
+        if !self.kind.runs_locally() {
+            return Ok(self.conn.execute(sql, params).await?);
+        }
         let mut statement = self.prepare_cached(sql).await?;
         statement.execute_params(params).await
     }
@@ -185,6 +192,13 @@ impl LibsqlConnection {
         params: impl IntoParams,
     ) -> Result<CachedRows<'_>> {
         let params = params.into_params()?;
+        if !self.kind.runs_locally() {
+            let rows = self.conn.query(sql, params).await?;
+            return Ok(CachedRows {
+                statement: None,
+                rows,
+            });
+        }
         let slot = self.statements.acquire(&self.conn, sql).await?;
         let rows = match query(&mut self.statements, slot, params).await {
             Ok(rows) => rows,
@@ -194,10 +208,12 @@ impl LibsqlConnection {
             }
         };
         Ok(CachedRows {
-            cache: &mut self.statements,
-            slot,
+            statement: Some(RowsStatement {
+                cache: &mut self.statements,
+                slot,
+                owns_slot: true,
+            }),
             rows,
-            owns_slot: true,
         })
     }
 
@@ -268,10 +284,10 @@ impl LibsqlConnection {
         if self.conn.is_autocommit() {
             return Ok(());
         }
-        if !self.kind.is_local() {
+        if !self.kind.runs_locally() {
             return Err(LibsqlError::Unsupported(String::from(
-                "a remote connection came back inside a transaction; it is closed instead of \
-                 rolled back",
+                "a remote or replica connection came back inside a transaction; it is closed instead \
+                 of rolled back",
             )));
         }
         // Local calls complete on their first poll, so this does not block on I/O of another task.
@@ -371,10 +387,12 @@ impl CachedStatement<'_> {
     pub async fn query(&mut self, params: impl IntoParams) -> Result<CachedRows<'_>> {
         let rows = query(self.cache, self.slot, params.into_params()?).await?;
         Ok(CachedRows {
-            cache: self.cache,
-            slot: self.slot,
+            statement: Some(RowsStatement {
+                cache: self.cache,
+                slot: self.slot,
+                owns_slot: false,
+            }),
             rows,
-            owns_slot: false,
         })
     }
 }
@@ -400,18 +418,23 @@ async fn query(cache: &mut StatementCache, slot: Slot, params: Params) -> Result
 /// The rows of a cached statement. Dropping them resets the statement, which ends the cursor and its
 /// read snapshot (a partly read statement otherwise blocks WAL checkpoints).
 pub struct CachedRows<'stmt> {
+    /// `None` for rows of a remote query, which bypasses the cache.
+    statement: Option<RowsStatement<'stmt>>,
+    rows: libsql::Rows,
+}
+
+/// The cached statement that [`CachedRows`] read from.
+struct RowsStatement<'stmt> {
     cache: &'stmt mut StatementCache,
     slot: Slot,
-    rows: libsql::Rows,
     /// Whether dropping the rows also gives the statement back to the cache (from `query_cached`).
     owns_slot: bool,
 }
 
 impl fmt::Debug for CachedRows<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CachedRows")
-            .field("sql", &self.cache.sql(self.slot))
-            .finish()
+        let sql = self.statement.as_ref().map(|s| s.cache.sql(s.slot));
+        f.debug_struct("CachedRows").field("sql", &sql).finish()
     }
 }
 
@@ -429,7 +452,9 @@ impl CachedRows<'_> {
                 _rows: PhantomData,
             })),
             Err(error) => {
-                self.cache.note_error(&error);
+                if let Some(statement) = &mut self.statement {
+                    statement.cache.note_error(&error);
+                }
                 Err(error.into())
             }
         }
@@ -446,7 +471,7 @@ impl CachedRows<'_> {
     }
 }
 
-impl Drop for CachedRows<'_> {
+impl Drop for RowsStatement<'_> {
     fn drop(&mut self) {
         if self.owns_slot {
             self.cache.release(self.slot);

@@ -40,14 +40,21 @@ pub enum DatabaseKind {
     /// An embedded replica: a local file synced from a remote primary (feature `replica`).
     Replica,
     /// A `libsql::Database` handed in by the caller, of a kind this layer cannot see (the
-    /// [`ConnectionPool`](super::ConnectionPool) compatibility API). Treated like a local database.
+    /// [`ConnectionPool`](super::ConnectionPool) compatibility API). Each new connection is probed: one
+    /// that turns out to be remote is treated as [`Remote`](DatabaseKind::Remote), else as local.
     Unknown,
 }
 
 impl DatabaseKind {
-    /// Whether connections run SQLite in this process (file, memory, replica reads, unknown).
-    pub fn is_local(self) -> bool {
-        !matches!(self, DatabaseKind::Remote)
+    /// Whether every statement runs on SQLite in this process (file, memory, and unknown databases
+    /// that probed local). Only these get the PRAGMA setup, the statement cache with its binding
+    /// checks, and a `ROLLBACK` on return; remote connections and embedded replicas (whose writes go
+    /// to the primary) send statements as they are, and are closed if returned inside a transaction.
+    pub fn runs_locally(self) -> bool {
+        matches!(
+            self,
+            DatabaseKind::File | DatabaseKind::Memory | DatabaseKind::Unknown
+        )
     }
 }
 

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::connection::{LibsqlConnection, TransactionMode};
-use super::database::LibsqlDatabase;
+use super::database::{DatabaseKind, LibsqlDatabase};
 use super::error::{LibsqlError, Result};
 use super::setup::ConnectionSetup;
 use super::statement_cache::DEFAULT_STATEMENT_CACHE_CAPACITY;
@@ -103,9 +103,11 @@ impl LibsqlManager {
     pub(crate) async fn open(&self) -> Result<LibsqlConnection> {
         let database = &self.database;
         let conn = database.connect()?;
-        self.setup
-            .apply(&conn, database.kind(), database.is_wal())
-            .await?;
+        let kind = match database.kind() {
+            DatabaseKind::Unknown => probe_kind(&conn).await?,
+            kind => kind,
+        };
+        self.setup.apply(&conn, kind, database.is_wal()).await?;
         if self.query_only {
             conn.execute_batch("PRAGMA query_only=ON")
                 .await
@@ -116,7 +118,7 @@ impl LibsqlManager {
         }
         Ok(LibsqlConnection::new(
             conn,
-            database.kind(),
+            kind,
             self.statement_cache_capacity,
             self.transaction_mode,
         ))
@@ -149,4 +151,16 @@ impl Manager for LibsqlManager {
     fn is_broken(&self, conn: &mut LibsqlConnection) -> bool {
         conn.is_marked_broken()
     }
+}
+
+/// Tells a remote connection from a local one, for a `libsql::Database` of unknown kind: a local
+/// statement knows its placeholders when prepared, a remote one only counts the values bound to it.
+/// (Preparing remotely costs one round trip, once per new connection.)
+async fn probe_kind(conn: &libsql::Connection) -> Result<DatabaseKind> {
+    let probe = conn.prepare("SELECT ?1").await?;
+    Ok(if probe.parameter_count() == 1 {
+        DatabaseKind::Unknown
+    } else {
+        DatabaseKind::Remote
+    })
 }

@@ -8,7 +8,7 @@
 //! * `execute("PRAGMA journal_mode=WAL")` fails with `ExecuteReturnedRows` (yet changes the mode).
 //!   PRAGMAs therefore run through `execute_batch`, which accepts rows.
 //! * `busy_timeout` is a no-op on remote connections, and PRAGMAs there would cost a round trip each, so
-//!   remote connections get only the user's init SQL and hook.
+//!   remote connections and embedded replicas get only the user's init SQL and hook.
 
 use std::fmt;
 use std::sync::Arc;
@@ -130,7 +130,7 @@ impl ConnectionSetup {
         kind: DatabaseKind,
         wal: bool,
     ) -> Result<()> {
-        if kind.is_local() {
+        if kind.runs_locally() {
             conn.busy_timeout(self.busy_timeout)
                 .map_err(|e| setup_error("busy_timeout", e))?;
             let mut pragmas = String::new();

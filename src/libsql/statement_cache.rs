@@ -68,6 +68,9 @@ struct Entry {
 
 pub(crate) struct StatementCache {
     capacity: usize,
+    /// Off for remote statements, whose placeholder counts libsql does not know before binding (the
+    /// server checks their arguments, and they carry no bindings over).
+    check_bindings: bool,
     entries: Vec<Entry>,
     index: HashMap<Box<str>, usize>,
     once: Option<Entry>,
@@ -81,9 +84,10 @@ pub(crate) struct StatementCache {
 }
 
 impl StatementCache {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, check_bindings: bool) -> Self {
         Self {
             capacity,
+            check_bindings,
             entries: Vec::with_capacity(capacity.min(DEFAULT_STATEMENT_CACHE_CAPACITY)),
             index: HashMap::with_capacity(capacity.min(DEFAULT_STATEMENT_CACHE_CAPACITY)),
             once: None,
@@ -225,6 +229,9 @@ impl StatementCache {
 
     /// Checks `params` against the statement's placeholders, because libsql ignores binding mistakes.
     pub(crate) fn check_params(&self, slot: Slot, params: &Params) -> Result<()> {
+        if !self.check_bindings {
+            return Ok(());
+        }
         let entry = self.entry(slot);
         let expected = entry.parameter_names.len();
         let count_error = |given| LibsqlError::ParameterCount {
