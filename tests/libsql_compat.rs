@@ -66,7 +66,10 @@ fn under_tokio_the_pool_picks_the_tokio_adapter() {
         }
         let stats = pool.statistics().await;
         assert!(stats.total_created <= 4, "{stats:?}");
-        assert_eq!(pool.available_connections().await, 4 - stats.active_connections);
+        assert_eq!(
+            pool.available_connections().await,
+            4 - stats.active_connections
+        );
         assert!(pool.has_capacity().await);
         pool.shutdown().await.unwrap();
         assert!(pool.get().await.is_err());
@@ -113,8 +116,8 @@ fn into_inner_detaches_the_connection_and_frees_its_slot() {
         max_connections: 1,
         ..PoolConfig::default()
     };
-    let pool = block_on(async { ConnectionPool::new(file_database(&dir).await, config).await })
-        .unwrap();
+    let pool =
+        block_on(async { ConnectionPool::new(file_database(&dir).await, config).await }).unwrap();
     let raw: libsql::Connection = pool.get_blocking().unwrap().into_inner().unwrap();
     assert_eq!(block_on(pool.statistics()).size, 0);
     assert!(block_on(pool.has_capacity()));

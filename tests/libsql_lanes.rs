@@ -14,17 +14,25 @@ use memory_storage_turso::pool::{Pool, PoolConfig};
 const WRITERS: i64 = 8;
 const INSERTS: i64 = 1_000;
 
-const SCHEMA: &str = "CREATE TABLE events(id INTEGER PRIMARY KEY, writer INTEGER NOT NULL, seq INTEGER NOT NULL);
+const SCHEMA: &str =
+    "CREATE TABLE events(id INTEGER PRIMARY KEY, writer INTEGER NOT NULL, seq INTEGER NOT NULL);
                       CREATE INDEX events_by_writer ON events(writer, seq);";
 
 /// One unit of work: read the writer's count, then insert the next row, in one transaction (the
 /// read-then-write shape that a deferred transaction cannot survive under contention).
-async fn insert_next(conn: &mut memory_storage_turso::libsql::LibsqlConnection, writer: i64) -> Result<(), LibsqlError> {
+async fn insert_next(
+    conn: &mut memory_storage_turso::libsql::LibsqlConnection,
+    writer: i64,
+) -> Result<(), LibsqlError> {
     let tx = conn.transaction().await?;
     let mut rows = tx
         .query("SELECT count(*) FROM events WHERE writer = ?1", [writer])
         .await?;
-    let seq = rows.next().await?.expect("count returns a row").get::<i64>(0)?;
+    let seq = rows
+        .next()
+        .await?
+        .expect("count returns a row")
+        .get::<i64>(0)?;
     drop(rows);
     tx.execute(
         "INSERT INTO events(writer, seq) VALUES (?1, ?2)",
@@ -104,14 +112,20 @@ fn eight_writers_through_the_write_lane_get_no_errors() {
         stats.read.total_created,
     );
     assert_eq!(errors.load(Relaxed), 0);
-    assert_eq!(stats.write.total_created, 1, "exactly one writer connection");
+    assert_eq!(
+        stats.write.total_created, 1,
+        "exactly one writer connection"
+    );
     assert!(stats.read.total_created <= 2);
     let reader = lanes.read_blocking().unwrap();
     assert_eq!(count_events(&reader), WRITERS * INSERTS);
     // Every writer's sequence is 0..INSERTS without gaps or repeats.
     let distinct = block_on(async {
         let mut rows = reader
-            .query("SELECT count(DISTINCT writer * 100000 + seq) FROM events", ())
+            .query(
+                "SELECT count(DISTINCT writer * 100000 + seq) FROM events",
+                (),
+            )
             .await?;
         rows.next().await?.expect("a row").get::<i64>(0)
     })
@@ -173,7 +187,11 @@ fn a_plain_pool_with_libsql_defaults_hits_the_lock_errors_the_lanes_avoid() {
          \"database is locked\" errors for {} transactions",
         WRITERS * INSERTS
     );
-    assert_eq!(rows, WRITERS * INSERTS, "every transaction committed in the end");
+    assert_eq!(
+        rows,
+        WRITERS * INSERTS,
+        "every transaction committed in the end"
+    );
     // Eight threads on their own connections with no busy timeout: in every run so far this has been
     // in the hundreds of thousands or millions; zero would mean the writers never overlapped.
     assert!(errors > 0);
@@ -239,8 +257,7 @@ fn the_write_lane_has_one_connection_however_it_is_configured() {
 #[cfg(feature = "remote")]
 #[test]
 fn lanes_refuse_remote_databases() {
-    let database =
-        block_on(LibsqlDatabase::open("https://example.invalid", Some(""))).unwrap();
+    let database = block_on(LibsqlDatabase::open("https://example.invalid", Some(""))).unwrap();
     assert_eq!(database.kind(), DatabaseKind::Remote);
     let error = LanedPool::builder(database).build().unwrap_err();
     assert!(error.to_string().contains("local databases"), "{error}");
@@ -256,7 +273,13 @@ fn async_writers_on_smol_queue_for_the_write_lane() {
     assert_eq!(database.kind(), DatabaseKind::File);
     let lanes = LanedPool::builder(database).runtime(Smol).build().unwrap();
     smol::block_on(async {
-        lanes.write().await.unwrap().execute_schema(SCHEMA).await.unwrap();
+        lanes
+            .write()
+            .await
+            .unwrap()
+            .execute_schema(SCHEMA)
+            .await
+            .unwrap();
         let tasks: Vec<_> = (0..WRITERS)
             .map(|writer| {
                 let lanes = lanes.clone();

@@ -97,7 +97,10 @@ fn ten_thousand_operations_from_64_tasks_reuse_a_pool_of_8() {
     assert_eq!(stats.total_checkouts, OPERATIONS + 1);
     // The old design ran SELECT 1 on every checkout; here only connections idle > 500 ms are checked.
     let checks = stats.total_health_checks_passed + stats.total_health_checks_failed;
-    assert!(checks < 100, "{checks} health checks for {OPERATIONS} checkouts");
+    assert!(
+        checks < 100,
+        "{checks} health checks for {OPERATIONS} checkouts"
+    );
 }
 
 #[test]
@@ -127,8 +130,15 @@ fn panic_after_manual_begin_rolls_back_before_the_next_holder() {
     assert!(outcome.is_err(), "the holder thread panicked");
 
     let conn = pool.get_blocking().unwrap();
-    assert!(conn.is_autocommit(), "the next holder is outside any transaction");
-    assert_eq!(block_on(count_rows(&conn, "t")), 0, "the row was rolled back");
+    assert!(
+        conn.is_autocommit(),
+        "the next holder is outside any transaction"
+    );
+    assert_eq!(
+        block_on(count_rows(&conn, "t")),
+        0,
+        "the row was rolled back"
+    );
     // Rolled back and reused, not closed: the only connection ever made is this one.
     let stats = pool.statistics();
     assert_eq!(stats.total_created, 1);
@@ -177,7 +187,13 @@ fn new_connections_get_the_setup() {
         assert_eq!(pragma_int(&conn, "cache_size").await, -4000);
         assert_eq!(count_rows(&conn, "session_marker").await, 1);
         let mut rows = conn.query("PRAGMA journal_mode", ()).await.unwrap();
-        let mode = rows.next().await.unwrap().unwrap().get::<String>(0).unwrap();
+        let mode = rows
+            .next()
+            .await
+            .unwrap()
+            .unwrap()
+            .get::<String>(0)
+            .unwrap();
         assert_eq!(mode, "wal");
     });
 }
@@ -185,9 +201,10 @@ fn new_connections_get_the_setup() {
 #[test]
 fn a_failing_init_hook_fails_the_checkout_and_says_where() {
     let setup = ConnectionSetup::default().init_hook(|_| Err("no licence".into()));
-    let pool = Pool::builder(LibsqlManager::new(LibsqlDatabase::open_memory().unwrap()).setup(setup))
-        .build()
-        .unwrap();
+    let pool =
+        Pool::builder(LibsqlManager::new(LibsqlDatabase::open_memory().unwrap()).setup(setup))
+            .build()
+            .unwrap();
     let error = LibsqlError::from(pool.get_blocking().unwrap_err());
     let message = error.to_string();
     assert!(message.contains("init hook"), "{message}");
@@ -199,14 +216,21 @@ fn a_failing_init_hook_fails_the_checkout_and_says_where() {
 fn libsql_defaults_leave_busy_timeout_at_zero() {
     let dir = tempfile::tempdir().unwrap();
     let database = LibsqlDatabase::open_file_keep_journal(dir.path().join("plain.db")).unwrap();
-    let pool = Pool::builder(LibsqlManager::new(database).setup(ConnectionSetup::libsql_defaults()))
-        .build()
-        .unwrap();
+    let pool =
+        Pool::builder(LibsqlManager::new(database).setup(ConnectionSetup::libsql_defaults()))
+            .build()
+            .unwrap();
     let conn = pool.get_blocking().unwrap();
     block_on(async {
         assert_eq!(pragma_int(&conn, "busy_timeout").await, 0);
         let mut rows = conn.query("PRAGMA journal_mode", ()).await.unwrap();
-        let mode = rows.next().await.unwrap().unwrap().get::<String>(0).unwrap();
+        let mode = rows
+            .next()
+            .await
+            .unwrap()
+            .unwrap()
+            .get::<String>(0)
+            .unwrap();
         assert_eq!(mode, "delete");
     });
 }
@@ -235,15 +259,29 @@ fn an_in_memory_database_is_shared_by_every_pooled_connection() {
 fn two_in_memory_databases_are_separate() {
     let a = pool_of(LibsqlDatabase::open_memory().unwrap(), 1);
     let b = pool_of(LibsqlDatabase::open_memory().unwrap(), 1);
-    block_on(a.get_blocking().unwrap().execute("CREATE TABLE only_in_a(x)", ())).unwrap();
-    let missing = block_on(b.get_blocking().unwrap().execute("INSERT INTO only_in_a VALUES (1)", ()));
+    block_on(
+        a.get_blocking()
+            .unwrap()
+            .execute("CREATE TABLE only_in_a(x)", ()),
+    )
+    .unwrap();
+    let missing = block_on(
+        b.get_blocking()
+            .unwrap()
+            .execute("INSERT INTO only_in_a VALUES (1)", ()),
+    );
     assert!(missing.is_err());
 }
 
 #[test]
 fn in_memory_writers_and_readers_wait_instead_of_failing() {
     let pool = pool_of(LibsqlDatabase::open_memory().unwrap(), 8);
-    block_on(pool.get_blocking().unwrap().execute("CREATE TABLE t(x)", ())).unwrap();
+    block_on(
+        pool.get_blocking()
+            .unwrap()
+            .execute("CREATE TABLE t(x)", ()),
+    )
+    .unwrap();
     let errors = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     std::thread::scope(|s| {
         for worker in 0..8 {
@@ -256,7 +294,8 @@ fn in_memory_writers_and_readers_wait_instead_of_failing() {
                         if worker % 2 == 0 {
                             let tx = conn.transaction().await?;
                             for k in 0..10 {
-                                tx.execute("INSERT INTO t VALUES (?1)", [i * 10 + k]).await?;
+                                tx.execute("INSERT INTO t VALUES (?1)", [i * 10 + k])
+                                    .await?;
                             }
                             tx.commit().await?;
                         } else {
@@ -324,7 +363,10 @@ fn health_checks_run_only_on_connections_idle_past_the_bypass_window() {
     }
     let stats = pool.statistics();
     assert_eq!(stats.total_checkouts, 100);
-    assert_eq!(stats.total_health_checks_passed, 0, "all within 500 ms of use");
+    assert_eq!(
+        stats.total_health_checks_passed, 0,
+        "all within 500 ms of use"
+    );
 }
 
 #[cfg(feature = "remote")]
@@ -335,6 +377,9 @@ fn remote_urls_are_recognised() {
         let db = LibsqlDatabase::open("libsql://example.invalid", Some("token"))
             .await
             .unwrap();
-        assert_eq!(db.kind(), memory_storage_turso::libsql::DatabaseKind::Remote);
+        assert_eq!(
+            db.kind(),
+            memory_storage_turso::libsql::DatabaseKind::Remote
+        );
     });
 }

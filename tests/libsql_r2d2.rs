@@ -29,17 +29,24 @@ fn r2d2_pool(dir: &tempfile::TempDir, size: u32) -> r2d2::Pool<LibsqlConnectionM
 fn blocking_threads_share_an_r2d2_pool() {
     let dir = tempfile::tempdir().unwrap();
     let pool = r2d2_pool(&dir, 4);
-    block_on(pool.get().unwrap().execute_schema("CREATE TABLE t(thread INTEGER, n INTEGER)")).unwrap();
+    block_on(
+        pool.get()
+            .unwrap()
+            .execute_schema("CREATE TABLE t(thread INTEGER, n INTEGER)"),
+    )
+    .unwrap();
     std::thread::scope(|s| {
         for thread in 0..8 {
             let pool = &pool;
             s.spawn(move || {
                 for n in 0..250 {
                     let mut conn = pool.get().unwrap();
-                    block_on(conn.execute_cached(
-                        "INSERT INTO t(thread, n) VALUES (?1, ?2)",
-                        [thread, n],
-                    ))
+                    block_on(
+                        conn.execute_cached(
+                            "INSERT INTO t(thread, n) VALUES (?1, ?2)",
+                            [thread, n],
+                        ),
+                    )
                     .unwrap();
                 }
             });

@@ -13,7 +13,9 @@ fn server() -> Option<(String, String)> {
             Some((url, std::env::var("LIBSQL_TEST_TOKEN").unwrap_or_default()))
         }
         _ => {
-            eprintln!("skipped: set LIBSQL_TEST_URL (and LIBSQL_TEST_TOKEN) to run the remote suite");
+            eprintln!(
+                "skipped: set LIBSQL_TEST_URL (and LIBSQL_TEST_TOKEN) to run the remote suite"
+            );
             None
         }
     }
@@ -54,9 +56,11 @@ fn remote_queries_reuse_connections() {
         let pool = remote_pool(&url, &token, 4).await;
         let name = table("reuse");
         let mut conn = pool.get().await.unwrap();
-        conn.execute_schema(&format!("CREATE TABLE {name}(id INTEGER PRIMARY KEY, v TEXT)"))
-            .await
-            .unwrap();
+        conn.execute_schema(&format!(
+            "CREATE TABLE {name}(id INTEGER PRIMARY KEY, v TEXT)"
+        ))
+        .await
+        .unwrap();
         drop(conn);
         let tasks: Vec<_> = (0..16)
             .map(|task| {
@@ -79,11 +83,15 @@ fn remote_queries_reuse_connections() {
         }
         let mut conn = pool.get().await.unwrap();
         let count = conn
-            .query_row_cached(&format!("SELECT count(*) FROM {name}"), (), |row| row.get::<i64>(0))
+            .query_row_cached(&format!("SELECT count(*) FROM {name}"), (), |row| {
+                row.get::<i64>(0)
+            })
             .await
             .unwrap();
         assert_eq!(count, Some(160));
-        conn.execute_schema(&format!("DROP TABLE {name}")).await.unwrap();
+        conn.execute_schema(&format!("DROP TABLE {name}"))
+            .await
+            .unwrap();
         let stats = pool.statistics();
         assert!(stats.total_created <= 4, "{stats:?}");
     });
@@ -96,7 +104,9 @@ fn a_remote_connection_returned_inside_a_transaction_is_closed() {
         let pool = remote_pool(&url, &token, 1).await;
         let name = table("tx");
         let conn = pool.get().await.unwrap();
-        conn.execute(&format!("CREATE TABLE {name}(x)"), ()).await.unwrap();
+        conn.execute(&format!("CREATE TABLE {name}(x)"), ())
+            .await
+            .unwrap();
         conn.execute("BEGIN", ()).await.unwrap();
         conn.execute(&format!("INSERT INTO {name} VALUES (1)"), ())
             .await
@@ -108,11 +118,15 @@ fn a_remote_connection_returned_inside_a_transaction_is_closed() {
         let mut conn = pool.get().await.unwrap();
         assert!(conn.is_autocommit());
         let count = conn
-            .query_row_cached(&format!("SELECT count(*) FROM {name}"), (), |row| row.get::<i64>(0))
+            .query_row_cached(&format!("SELECT count(*) FROM {name}"), (), |row| {
+                row.get::<i64>(0)
+            })
             .await
             .unwrap();
         assert_eq!(count, Some(0), "the server rolled the transaction back");
-        conn.execute(&format!("DROP TABLE {name}"), ()).await.unwrap();
+        conn.execute(&format!("DROP TABLE {name}"), ())
+            .await
+            .unwrap();
     });
 }
 

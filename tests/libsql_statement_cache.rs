@@ -84,13 +84,20 @@ fn a_partly_read_cached_select_does_not_leak_its_old_cursor() {
         {
             let mut rows = conn.query_cached(sql, [5]).await.unwrap();
             let first = rows.next().await.unwrap().unwrap();
-            assert_eq!(first.get::<i64>(0).unwrap(), 5, "new bindings, fresh cursor");
+            assert_eq!(
+                first.get::<i64>(0).unwrap(),
+                5,
+                "new bindings, fresh cursor"
+            );
         }
         // The same through one statement guard, queried twice.
         let mut select = conn.prepare_cached(sql).await.unwrap();
         {
             let mut rows = select.query([2]).await.unwrap();
-            assert_eq!(rows.next().await.unwrap().unwrap().get::<i64>(0).unwrap(), 2);
+            assert_eq!(
+                rows.next().await.unwrap().unwrap().get::<i64>(0).unwrap(),
+                2
+            );
         }
         let mut rows = select.query([8]).await.unwrap();
         let mut seen = Vec::new();
@@ -138,7 +145,10 @@ fn the_cache_is_cleared_on_schema_change() {
     block_on(async {
         let select = "SELECT * FROM numbers WHERE n = ?1";
         let read = |row: &libsql::Row| Ok(row.column_count());
-        assert_eq!(conn.query_row_cached(select, [1], read).await.unwrap(), Some(2));
+        assert_eq!(
+            conn.query_row_cached(select, [1], read).await.unwrap(),
+            Some(2)
+        );
         conn.execute_cached("UPDATE numbers SET label = ?1 WHERE n = ?2", ("one", 1))
             .await
             .unwrap();
@@ -152,7 +162,10 @@ fn the_cache_is_cleared_on_schema_change() {
         let stats = conn.statement_cache_stats();
         assert_eq!(stats.len, 0);
         assert_eq!(stats.clears, clears + 1);
-        assert_eq!(conn.query_row_cached(select, [1], read).await.unwrap(), Some(3));
+        assert_eq!(
+            conn.query_row_cached(select, [1], read).await.unwrap(),
+            Some(3)
+        );
 
         // ... and so does DDL through execute_cached, which is never cached itself.
         conn.execute_cached("CREATE INDEX numbers_label ON numbers(label)", ())
@@ -168,10 +181,15 @@ fn a_schema_error_from_a_cached_statement_clears_the_cache() {
     let mut conn = pool.get_blocking().unwrap();
     numbers_table(&mut conn, 3);
     block_on(async {
-        conn.execute_cached("CREATE TABLE other(x)", ()).await.unwrap();
+        conn.execute_cached("CREATE TABLE other(x)", ())
+            .await
+            .unwrap();
         let count = "SELECT count(*) FROM numbers";
         let read = |row: &libsql::Row| row.get::<i64>(0);
-        assert_eq!(conn.query_row_cached(count, (), read).await.unwrap(), Some(3));
+        assert_eq!(
+            conn.query_row_cached(count, (), read).await.unwrap(),
+            Some(3)
+        );
         conn.query_row_cached("SELECT count(*) FROM other", (), read)
             .await
             .unwrap();
@@ -181,7 +199,11 @@ fn a_schema_error_from_a_cached_statement_clears_the_cache() {
         conn.execute("DROP TABLE numbers", ()).await.unwrap();
         let error = conn.query_row_cached(count, (), read).await.unwrap_err();
         assert!(error.to_string().contains("no such table"), "{error}");
-        assert_eq!(conn.statement_cache_stats().len, 0, "cleared after the schema error");
+        assert_eq!(
+            conn.statement_cache_stats().len,
+            0,
+            "cleared after the schema error"
+        );
     });
 }
 
@@ -198,26 +220,45 @@ fn parameter_mistakes_are_errors_not_silent_reuse_of_old_bindings() {
 
         let too_few = conn.execute_cached(sql, [2]).await.unwrap_err();
         assert!(
-            matches!(too_few, LibsqlError::ParameterCount { expected: 2, given: 1, .. }),
+            matches!(
+                too_few,
+                LibsqlError::ParameterCount {
+                    expected: 2,
+                    given: 1,
+                    ..
+                }
+            ),
             "{too_few}"
         );
         let none = conn.execute_cached(sql, ()).await.unwrap_err();
-        assert!(matches!(none, LibsqlError::ParameterCount { given: 0, .. }), "{none}");
+        assert!(
+            matches!(none, LibsqlError::ParameterCount { given: 0, .. }),
+            "{none}"
+        );
         let too_many = conn.execute_cached(sql, (3, "x", "y")).await.unwrap_err();
-        assert!(matches!(too_many, LibsqlError::ParameterCount { given: 3, .. }), "{too_many}");
+        assert!(
+            matches!(too_many, LibsqlError::ParameterCount { given: 3, .. }),
+            "{too_many}"
+        );
 
         let named = "INSERT INTO notes(id, body) VALUES (:id, :body)";
         let unknown = conn
             .execute_cached(named, libsql::named_params! { ":id": 4, ":bdy": "typo" })
             .await
             .unwrap_err();
-        assert!(matches!(unknown, LibsqlError::UnknownParameter { .. }), "{unknown}");
+        assert!(
+            matches!(unknown, LibsqlError::UnknownParameter { .. }),
+            "{unknown}"
+        );
         assert!(unknown.to_string().contains(":bdy"));
         let missing = conn
             .execute_cached(named, libsql::named_params! { ":id": 5 })
             .await
             .unwrap_err();
-        assert!(matches!(missing, LibsqlError::ParameterCount { given: 1, .. }), "{missing}");
+        assert!(
+            matches!(missing, LibsqlError::ParameterCount { given: 1, .. }),
+            "{missing}"
+        );
         conn.execute_cached(named, libsql::named_params! { ":id": 6, ":body": "named" })
             .await
             .unwrap();
@@ -244,7 +285,10 @@ fn least_recently_used_statements_are_evicted_at_capacity() {
         // SELECT 1 was used more recently than SELECT 2, so SELECT 2 went.
         conn.query_row_cached("SELECT 1", (), read).await.unwrap();
         assert_eq!(conn.statement_cache_stats().hits, 2);
-        assert_eq!(conn.query_row_cached("SELECT 2", (), read).await.unwrap(), Some(2));
+        assert_eq!(
+            conn.query_row_cached("SELECT 2", (), read).await.unwrap(),
+            Some(2)
+        );
         assert_eq!(conn.statement_cache_stats().misses, 4);
     });
 }
@@ -263,7 +307,10 @@ fn capacity_zero_turns_the_cache_off() {
         }
     });
     let stats = conn.statement_cache_stats();
-    assert_eq!((stats.len, stats.capacity, stats.hits, stats.misses), (0, 0, 0, 3));
+    assert_eq!(
+        (stats.len, stats.capacity, stats.hits, stats.misses),
+        (0, 0, 0, 3)
+    );
 }
 
 #[test]
@@ -296,9 +343,9 @@ fn a_leaked_statement_guard_is_reset_when_the_connection_returns() {
     });
     drop(conn);
     let mut conn = pool.get_blocking().unwrap();
-    let first = block_on(conn.query_row_cached("SELECT n FROM numbers ORDER BY n", (), |r| {
-        r.get::<i64>(0)
-    }))
+    let first = block_on(
+        conn.query_row_cached("SELECT n FROM numbers ORDER BY n", (), |r| r.get::<i64>(0)),
+    )
     .unwrap();
     assert_eq!(first, Some(1));
 }

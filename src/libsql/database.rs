@@ -214,11 +214,7 @@ impl LibsqlDatabase {
     /// # Errors
     /// A libSQL error if the replica cannot be opened or its first sync fails.
     #[cfg(feature = "replica")]
-    pub async fn open_replica(
-        path: impl AsRef<Path>,
-        url: &str,
-        auth_token: &str,
-    ) -> Result<Self> {
+    pub async fn open_replica(path: impl AsRef<Path>, url: &str, auth_token: &str) -> Result<Self> {
         let path = path.as_ref();
         let database = libsql::Builder::new_remote_replica(
             path.to_path_buf(),
@@ -307,6 +303,9 @@ fn is_remote_url(target: &str) -> bool {
 /// Runs a statement that returns one text value (such as a PRAGMA) and returns it.
 pub(crate) async fn query_text(conn: &libsql::Connection, sql: &str) -> Result<String> {
     let mut rows = conn.query(sql, ()).await?;
-    let row = rows.next().await?.ok_or(libsql::Error::QueryReturnedNoRows)?;
+    let row = rows
+        .next()
+        .await?
+        .ok_or(libsql::Error::QueryReturnedNoRows)?;
     Ok(row.get::<String>(0)?)
 }

@@ -57,7 +57,9 @@ pub enum LibsqlError {
     Unsupported(String),
 
     /// A feature of this crate that the URL needs is not enabled.
-    #[error("`{url}` needs the `{feature}` feature of memory-storage-turso; enable it in Cargo.toml")]
+    #[error(
+        "`{url}` needs the `{feature}` feature of memory-storage-turso; enable it in Cargo.toml"
+    )]
     FeatureDisabled {
         /// The URL or path given.
         url: String,

@@ -214,7 +214,8 @@ impl StatementCache {
     }
 
     fn evict_least_recently_used(&mut self) {
-        let Some(oldest) = (0..self.entries.len()).min_by_key(|&i| self.entries[i].last_used) else {
+        let Some(oldest) = (0..self.entries.len()).min_by_key(|&i| self.entries[i].last_used)
+        else {
             return;
         };
         let evicted = self.entries.swap_remove(oldest);
