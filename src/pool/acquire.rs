@@ -119,10 +119,8 @@ impl<'a, M: Manager> EventListenerFuture for Acquire<'a, M> {
     ) -> Poll<Self::Output> {
         let this = self.get_mut();
         loop {
-            if this.listener.is_some() {
-                if strategy.poll(&mut this.listener, context).is_pending() {
-                    return Poll::Pending;
-                }
+            if this.listener.is_some() && strategy.poll(&mut this.listener, context).is_pending() {
+                return Poll::Pending;
             }
             let mut state = this.shared.lock();
             let Some(key) = this.key else {

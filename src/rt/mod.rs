@@ -93,6 +93,8 @@ impl<R: Runtime> DynRuntime for R {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Blocking;
 
+// `async fn` would borrow `self`, and the trait asks for `'static` futures.
+#[allow(clippy::manual_async_fn)]
 impl Runtime for Blocking {
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send + 'static {
         async move { std::thread::sleep(duration) }
