@@ -216,13 +216,10 @@ impl LibsqlDatabase {
     #[cfg(feature = "replica")]
     pub async fn open_replica(path: impl AsRef<Path>, url: &str, auth_token: &str) -> Result<Self> {
         let path = path.as_ref();
-        let database = libsql::Builder::new_remote_replica(
-            path.to_path_buf(),
-            url.to_owned(),
-            auth_token.to_owned(),
-        )
-        .build()
-        .await?;
+        let database =
+            libsql::Builder::new_remote_replica(path, url.to_owned(), auth_token.to_owned())
+                .build()
+                .await?;
         let anchor = database.connect()?;
         Ok(Self {
             database: Arc::new(database),
