@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use memory_storage_turso::libsql::{
-    block_on, ConnectionSetup, DatabaseKind, LanedPool, LibsqlDatabase, LibsqlError, LibsqlManager,
-    LibsqlPool, TransactionMode,
+    block_on, ConnectionSetup, LanedPool, LibsqlDatabase, LibsqlError, LibsqlManager, LibsqlPool,
+    TransactionMode,
 };
 use memory_storage_turso::pool::{Pool, PoolConfig};
 
@@ -258,7 +258,10 @@ fn the_write_lane_has_one_connection_however_it_is_configured() {
 #[test]
 fn lanes_refuse_remote_databases() {
     let database = block_on(LibsqlDatabase::open("https://example.invalid", Some(""))).unwrap();
-    assert_eq!(database.kind(), DatabaseKind::Remote);
+    assert_eq!(
+        database.kind(),
+        memory_storage_turso::libsql::DatabaseKind::Remote
+    );
     let error = LanedPool::builder(database).build().unwrap_err();
     assert!(error.to_string().contains("local databases"), "{error}");
 }
@@ -270,7 +273,10 @@ fn async_writers_on_smol_queue_for_the_write_lane() {
 
     let dir = tempfile::tempdir().unwrap();
     let database = LibsqlDatabase::open_file(dir.path().join("smol.db")).unwrap();
-    assert_eq!(database.kind(), DatabaseKind::File);
+    assert_eq!(
+        database.kind(),
+        memory_storage_turso::libsql::DatabaseKind::File
+    );
     let lanes = LanedPool::builder(database).runtime(Smol).build().unwrap();
     smol::block_on(async {
         lanes

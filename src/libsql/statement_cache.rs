@@ -20,6 +20,11 @@
 //!   [`LibsqlConnection::execute_schema`](super::LibsqlConnection::execute_schema) or
 //!   [`execute_cached`](super::LibsqlConnection::execute_cached) (DDL is never cached itself).
 //!
+//! Remote connections and embedded replicas do not use the cache: a remote "prepare" is a `describe`
+//! round trip to the server, and libsql counts a remote statement's parameters only after binding them,
+//! so `execute_cached` and `query_cached` send their SQL and values directly there (the server checks
+//! the values, and nothing carries over between calls).
+//!
 //! The guards ([`CachedStatement`](super::CachedStatement), [`CachedRows`](super::CachedRows)) borrow
 //! the connection mutably, so at most one cached statement is in use at a time: two uses can never
 //! share one SQLite statement.
