@@ -2,10 +2,14 @@
 //!
 //! * [`pool`]: the generic core, `Pool<M: Manager>`, for threads and any async executor at once.
 //! * [`rt`]: runtime adapters (features `tokio` and `smol`) for async timeouts and maintenance.
+//! * [`libsql`]: the libSQL manager, write and read lanes, the statement cache, the older
+//!   crate's `ConnectionPool`, and the r2d2 facade (feature `libsql`, on by default).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[cfg(feature = "libsql")]
+pub mod libsql;
 pub mod pool;
 pub mod rt;
 #[cfg(feature = "libsql")]

@@ -3,6 +3,7 @@
 //!
 //! CI runs a bounded version. `CHAOS_OPS=1000000 CHAOS_USERS=64 cargo test --release --test chaos` runs the
 //! long one (the README's testing section has the command).
+#![cfg(all(feature = "tokio", feature = "smol"))]
 
 mod common;
 

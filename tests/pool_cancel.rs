@@ -1,4 +1,5 @@
 //! Dropping a checkout future at any await point leaks nothing: no slot, no queue entry, no connection.
+#![cfg(feature = "smol")]
 
 mod common;
 

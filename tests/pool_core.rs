@@ -1,4 +1,5 @@
 //! Behaviour of the generic pool core with a fault-injecting test manager.
+#![cfg(all(feature = "tokio", feature = "smol"))]
 
 mod common;
 
@@ -220,16 +221,22 @@ fn a_late_caller_cannot_take_a_connection_handed_to_a_waiter() {
     let manager = TestManager::default();
     let pool = pool(&manager, 1);
     let held = pool.get_blocking().unwrap();
+    let (release, released) = std::sync::mpsc::channel::<()>();
     let waiter = {
         let pool = pool.clone();
-        thread::spawn(move || pool.get_blocking().map(|c| c.id))
+        thread::spawn(move || {
+            let conn = pool.get_blocking().unwrap();
+            released.recv().unwrap(); // hold it until the late caller has tried
+            conn.id
+        })
     };
     wait_until("the waiter is queued", || pool.state().waiting == 1);
     drop(held);
-    // The connection now belongs to the waiter, even if it has not woken up yet.
+    // The connection now belongs to the waiter, whether or not it has woken up yet.
     assert!(pool.try_get().unwrap().is_none());
     assert_eq!(pool.available_connections(), 0);
-    assert_eq!(waiter.join().unwrap().unwrap(), 0);
+    release.send(()).unwrap();
+    assert_eq!(waiter.join().unwrap(), 0);
 }
 
 #[test]

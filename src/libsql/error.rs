@@ -1,0 +1,126 @@
+//! [`LibsqlError`]: what the libSQL layer fails with, with messages that say what to do.
+
+use crate::pool::{HookError, PoolError};
+
+/// The result type of the libSQL layer.
+pub type Result<T, E = LibsqlError> = std::result::Result<T, E>;
+
+/// An error of the libSQL layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LibsqlError {
+    /// A libSQL call failed. `SqliteFailure(5 | 517, ..)` is "database is locked": raise the busy
+    /// timeout, or send writes through the write lane ([`LanedPool`](super::LanedPool)).
+    #[error("libSQL error: {0}")]
+    Libsql(#[from] libsql::Error),
+
+    /// A checkout from the pool failed (timeout, closed pool, connect error, missing runtime adapter).
+    #[error(transparent)]
+    Pool(Box<PoolError<LibsqlError>>),
+
+    /// The parameters given do not match the statement's placeholders. libSQL itself ignores such
+    /// mistakes and silently runs with the previous bindings, so this layer refuses to run.
+    #[error("statement `{sql}` takes {expected} parameter(s) but was given {given}; pass exactly one value per placeholder")]
+    ParameterCount {
+        /// The SQL text.
+        sql: String,
+        /// How many placeholders the statement has.
+        expected: usize,
+        /// How many values were given.
+        given: usize,
+    },
+
+    /// A named parameter that the statement does not have, or named values for anonymous `?`
+    /// placeholders.
+    #[error("statement `{sql}` has no parameter named `{name}`; its parameters are {known:?} (names include their prefix, such as `:id`)")]
+    UnknownParameter {
+        /// The SQL text.
+        sql: String,
+        /// The name given.
+        name: String,
+        /// The statement's parameter names (`None` for an anonymous `?`).
+        known: Vec<Option<String>>,
+    },
+
+    /// Setting up a new connection failed (a PRAGMA, the init SQL or the init hook).
+    #[error("setting up a new connection failed at {step}: {source}; check the init SQL / hook and the database path")]
+    Setup {
+        /// Which step failed.
+        step: &'static str,
+        /// Why.
+        #[source]
+        source: HookError,
+    },
+
+    /// The database kind does not support what was asked (for example lanes on a remote database).
+    #[error("{0}")]
+    Unsupported(String),
+
+    /// A feature of this crate that the URL needs is not enabled.
+    #[error(
+        "`{url}` needs the `{feature}` feature of memory-storage-turso; enable it in Cargo.toml"
+    )]
+    FeatureDisabled {
+        /// The URL or path given.
+        url: String,
+        /// The cargo feature to enable.
+        feature: &'static str,
+    },
+
+    /// An invalid pool configuration.
+    #[error("invalid pool configuration: {0}")]
+    Config(#[from] crate::pool::ConfigError),
+}
+
+impl From<PoolError<LibsqlError>> for LibsqlError {
+    fn from(error: PoolError<LibsqlError>) -> Self {
+        // A connect error is already ours: do not wrap it twice.
+        match error {
+            PoolError::Connect(inner) => inner,
+            other => LibsqlError::Pool(Box::new(other)),
+        }
+    }
+}
+
+impl LibsqlError {
+    /// The SQLite extended result code, if this is a SQLite failure (local or remote).
+    pub fn sqlite_code(&self) -> Option<i32> {
+        match self {
+            LibsqlError::Libsql(libsql::Error::SqliteFailure(code, _)) => Some(*code),
+            LibsqlError::Libsql(libsql::Error::RemoteSqliteFailure(_, code, _)) => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Whether this is "database is locked" or "database table is locked" (SQLITE_BUSY or
+    /// SQLITE_LOCKED, with any extended code): a transient error that a retry may cure.
+    pub fn is_locked(&self) -> bool {
+        self.sqlite_code()
+            .is_some_and(|code| matches!(code & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
+    }
+
+    /// Whether this is a checkout timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, LibsqlError::Pool(error) if error.is_timeout())
+    }
+}
+
+pub(crate) const SQLITE_ERROR: i32 = 1;
+pub(crate) const SQLITE_BUSY: i32 = 5;
+pub(crate) const SQLITE_LOCKED: i32 = 6;
+pub(crate) const SQLITE_SCHEMA: i32 = 17;
+
+/// Whether `error` says a prepared statement no longer fits the schema: SQLITE_SCHEMA, or a table or
+/// column that is gone (SQLite re-prepares statements itself, and reports a dropped object as a plain
+/// SQLITE_ERROR "no such table/column" when it runs a cached statement).
+pub(crate) fn is_schema_error(error: &libsql::Error) -> bool {
+    match error {
+        libsql::Error::SqliteFailure(code, message) => {
+            code & 0xff == SQLITE_SCHEMA
+                || (code & 0xff == SQLITE_ERROR
+                    && (message.starts_with("no such table")
+                        || message.starts_with("no such column")))
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,233 @@
+//! [`LanedPool`]: one write lane with exactly one connection, and a read lane with N connections, for
+//! local databases.
+//!
+//! SQLite lets one writer in at a time. With a pool of equal connections, concurrent writers fight over
+//! the file lock: with libSQL's busy timeout of 0 each loser fails at once with "database is locked",
+//! and even with a timeout a deferred read-then-write transaction can fail half way (SQLITE_BUSY, 517
+//! in WAL). The write lane removes the fight: writers queue for its single connection in the pool's
+//! fair FIFO queue, its transactions begin with `BEGIN IMMEDIATE`, and under WAL the readers of the
+//! read lane never wait for it. Read-lane connections run `PRAGMA query_only=ON`, so a write sent to
+//! the wrong lane fails loudly instead of competing for the lock.
+//!
+//! Remote databases need no split (the server orders writes), so they are refused here: use a plain
+//! `Pool<LibsqlManager>` for them.
+
+use std::sync::Arc;
+
+use super::connection::TransactionMode;
+use super::database::LibsqlDatabase;
+use super::error::{LibsqlError, Result};
+use super::manager::LibsqlManager;
+use super::setup::ConnectionSetup;
+use super::statement_cache::DEFAULT_STATEMENT_CACHE_CAPACITY;
+use super::{LibsqlPool, LibsqlPooledConnection};
+use crate::pool::{Pool, PoolBuilder, PoolConfig, PoolStatistics};
+use crate::rt::Runtime;
+
+/// The default number of read-lane connections.
+pub const DEFAULT_READERS: usize = 4;
+
+/// A write lane (one connection, `BEGIN IMMEDIATE`) and a read lane (N `query_only` connections) over
+/// one local database. Cloning gives another handle to the same lanes.
+///
+/// ```
+/// use memory_storage_turso::libsql::{block_on, LanedPool, LibsqlDatabase};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let database = LibsqlDatabase::open_file(dir.path().join("app.db")).unwrap();
+/// let lanes = LanedPool::builder(database).readers(4).build().unwrap();
+///
+/// block_on(async {
+///     let mut writer = lanes.write_blocking()?;
+///     writer.execute_schema("CREATE TABLE t(n INTEGER)").await?;
+///     let tx = writer.transaction().await?; // BEGIN IMMEDIATE
+///     tx.execute("INSERT INTO t(n) VALUES (1)", ()).await?;
+///     tx.commit().await?;
+///     drop(writer);
+///
+///     let mut reader = lanes.read_blocking()?;
+///     let n = reader.query_row_cached("SELECT count(*) FROM t", (), |r| r.get::<i64>(0)).await?;
+///     assert_eq!(n, Some(1));
+///     assert!(reader.execute("INSERT INTO t(n) VALUES (2)", ()).await.is_err()); // query_only
+///     Ok::<_, memory_storage_turso::libsql::LibsqlError>(())
+/// })
+/// .unwrap();
+/// ```
+#[derive(Clone)]
+pub struct LanedPool {
+    write: LibsqlPool,
+    read: LibsqlPool,
+}
+
+impl std::fmt::Debug for LanedPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LanedPool")
+            .field("write", &self.write.state())
+            .field("read", &self.read.state())
+            .finish()
+    }
+}
+
+/// The statistics of both lanes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaneStatistics {
+    /// The write lane (at most one connection).
+    pub write: PoolStatistics,
+    /// The read lane.
+    pub read: PoolStatistics,
+}
+
+type ApplyRuntime = Box<dyn Fn(PoolBuilder<LibsqlManager>) -> PoolBuilder<LibsqlManager>>;
+
+/// Builds a [`LanedPool`].
+#[must_use]
+pub struct LanedPoolBuilder {
+    database: Arc<LibsqlDatabase>,
+    readers: usize,
+    setup: ConnectionSetup,
+    statement_cache_capacity: usize,
+    config: PoolConfig,
+    runtime: Option<ApplyRuntime>,
+}
+
+impl LanedPool {
+    /// A builder for lanes over `database` (a local file or in-memory database).
+    pub fn builder(database: impl Into<Arc<LibsqlDatabase>>) -> LanedPoolBuilder {
+        LanedPoolBuilder {
+            database: database.into(),
+            readers: DEFAULT_READERS,
+            setup: ConnectionSetup::default(),
+            statement_cache_capacity: DEFAULT_STATEMENT_CACHE_CAPACITY,
+            config: PoolConfig::default(),
+            runtime: None,
+        }
+    }
+
+    /// Checks out the write lane's connection, queueing fairly behind earlier writers. Its
+    /// [`transaction`](super::LibsqlConnection::transaction) begins with `BEGIN IMMEDIATE`.
+    ///
+    /// # Errors
+    /// A checkout error ([`LibsqlError::Pool`]): a timeout, a closed pool, or no runtime adapter.
+    pub async fn write(&self) -> Result<LibsqlPooledConnection> {
+        Ok(self.write.get().await?)
+    }
+
+    /// [`write`](Self::write) for threads; needs no runtime.
+    ///
+    /// # Errors
+    /// As [`write`](Self::write).
+    pub fn write_blocking(&self) -> Result<LibsqlPooledConnection> {
+        Ok(self.write.get_blocking()?)
+    }
+
+    /// Checks out a read-lane connection (`query_only`).
+    ///
+    /// # Errors
+    /// As [`write`](Self::write).
+    pub async fn read(&self) -> Result<LibsqlPooledConnection> {
+        Ok(self.read.get().await?)
+    }
+
+    /// [`read`](Self::read) for threads; needs no runtime.
+    ///
+    /// # Errors
+    /// As [`write`](Self::write).
+    pub fn read_blocking(&self) -> Result<LibsqlPooledConnection> {
+        Ok(self.read.get_blocking()?)
+    }
+
+    /// The write lane's pool.
+    pub fn write_pool(&self) -> &LibsqlPool {
+        &self.write
+    }
+
+    /// The read lane's pool.
+    pub fn read_pool(&self) -> &LibsqlPool {
+        &self.read
+    }
+
+    /// Both lanes' statistics.
+    pub fn statistics(&self) -> LaneStatistics {
+        LaneStatistics {
+            write: self.write.statistics(),
+            read: self.read.statistics(),
+        }
+    }
+
+    /// Closes both lanes (see [`Pool::close`]).
+    pub fn close(&self) {
+        self.write.close();
+        self.read.close();
+    }
+}
+
+impl LanedPoolBuilder {
+    /// How many connections the read lane has (default 4).
+    pub fn readers(mut self, readers: usize) -> Self {
+        self.readers = readers;
+        self
+    }
+
+    /// The setup of every new connection in both lanes.
+    pub fn setup(mut self, setup: ConnectionSetup) -> Self {
+        self.setup = setup;
+        self
+    }
+
+    /// The statement cache capacity of each connection (default 64; 0 turns it off).
+    pub fn statement_cache_capacity(mut self, capacity: usize) -> Self {
+        self.statement_cache_capacity = capacity;
+        self
+    }
+
+    /// Timeouts and maintenance for both lanes. `max_connections` is ignored: the write lane has one
+    /// connection and the read lane [`readers`](Self::readers); `min_idle` is capped to each size.
+    pub fn config(mut self, config: PoolConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The runtime adapter both lanes use for async checkouts and maintenance.
+    pub fn runtime<R: Runtime>(mut self, runtime: R) -> Self {
+        self.runtime = Some(Box::new(move |builder| builder.runtime(runtime.clone())));
+        self
+    }
+
+    /// Builds both lanes.
+    ///
+    /// # Errors
+    /// [`LibsqlError::Unsupported`] for a remote database or an embedded replica;
+    /// [`LibsqlError::Config`] for a bad configuration or 0 readers.
+    pub fn build(self) -> Result<LanedPool> {
+        use super::database::DatabaseKind;
+        if matches!(
+            self.database.kind(),
+            DatabaseKind::Remote | DatabaseKind::Replica
+        ) {
+            return Err(LibsqlError::Unsupported(format!(
+                "write and read lanes are for local databases; {:?} databases order writes on the \
+                 server, so use a plain Pool<LibsqlManager>",
+                self.database.kind()
+            )));
+        }
+        let manager = LibsqlManager::new(self.database.clone())
+            .setup(self.setup.clone())
+            .statement_cache_capacity(self.statement_cache_capacity);
+        let writer = manager.clone().transaction_mode(TransactionMode::Immediate);
+        let reader = manager.query_only(true);
+        let write = self.lane(writer, 1)?;
+        let read = self.lane(reader, self.readers)?;
+        Ok(LanedPool { write, read })
+    }
+
+    fn lane(&self, manager: LibsqlManager, size: usize) -> Result<LibsqlPool> {
+        let mut config = self.config.clone();
+        config.max_connections = size;
+        config.min_idle = config.min_idle.min(size);
+        let mut builder = Pool::builder(manager).config(config);
+        if let Some(apply) = &self.runtime {
+            builder = apply(builder);
+        }
+        Ok(builder.build()?)
+    }
+}
