@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use super::Runtime;
 
-/// Runs the crate's timers on async-io, background tasks on smol's global executor, and blocking work on
-/// the `blocking` thread pool.
+/// Runs the crate's timers on async-io and blocking work on the `blocking` thread pool, the two pieces
+/// smol itself is made of.
 ///
 /// None of these needs the caller to run inside a particular executor, so the same adapter works under
-/// `smol::block_on`, async-std, or a hand-rolled executor.
+/// `smol::block_on`, async-std, or a hand-rolled executor. A background task (the pool's maintenance,
+/// which mostly sleeps) gets a thread of the blocking pool, where `async_io::block_on` drives it; so the
+/// adapter needs no executor of its own and does not pull in the `smol` crate.
 ///
 /// ```
 /// use std::time::Duration;
@@ -34,7 +36,7 @@ impl Runtime for Smol {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        smol::spawn(future).detach();
+        blocking::unblock(move || async_io::block_on(future)).detach();
     }
 
     fn unblock<T, F>(&self, work: F) -> impl Future<Output = T> + Send + 'static

@@ -1,0 +1,125 @@
+//! The systems under test: this crate's pool (lanes for local files, one pool for remote databases) and
+//! the old design, behind one interface of point reads and writes.
+
+use memory_storage_turso::libsql::{
+    block_on, LanedPool, LibsqlError, LibsqlPool, LibsqlPooledConnection,
+};
+
+use crate::old_design::OldDesign;
+
+const READ: &str = "SELECT value FROM kv WHERE id = ?1";
+const WRITE: &str = "UPDATE kv SET value = ?1 WHERE id = ?2";
+
+/// What a run goes through.
+pub enum Target {
+    /// A local database: a write lane and read lanes.
+    Lanes(LanedPool),
+    /// A remote database: one pool (the server orders writes).
+    Pool(LibsqlPool),
+    /// The older crate's design.
+    Old(Box<OldDesign>),
+}
+
+/// An operation's failure, by kind.
+pub type OpError = String;
+
+impl Target {
+    /// Reads one row by primary key.
+    pub async fn read(&self, id: i64) -> Result<(), OpError> {
+        match self {
+            Target::Lanes(lanes) => read_pooled(lanes.read().await.map_err(kind)?, id).await,
+            Target::Pool(pool) => {
+                read_pooled(pool.get().await.map_err(|e| kind(e.into()))?, id).await
+            }
+            Target::Old(old) => {
+                let checked = old.get().await.map_err(libsql_kind)?;
+                let mut rows = checked.conn.query(READ, [id]).await.map_err(libsql_kind)?;
+                rows.next().await.map_err(libsql_kind)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Updates one row by primary key.
+    pub async fn write(&self, id: i64, value: &str) -> Result<(), OpError> {
+        match self {
+            Target::Lanes(lanes) => {
+                write_pooled(lanes.write().await.map_err(kind)?, id, value).await
+            }
+            Target::Pool(pool) => {
+                write_pooled(pool.get().await.map_err(|e| kind(e.into()))?, id, value).await
+            }
+            Target::Old(old) => {
+                let checked = old.get().await.map_err(libsql_kind)?;
+                checked
+                    .conn
+                    .execute(WRITE, (value, id))
+                    .await
+                    .map_err(libsql_kind)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// [`read`](Self::read) for threads: a blocking checkout, then the local query in place.
+    pub fn read_blocking(&self, id: i64) -> Result<(), OpError> {
+        match self {
+            Target::Lanes(lanes) => block_on(read_pooled(lanes.read_blocking().map_err(kind)?, id)),
+            Target::Pool(pool) => block_on(read_pooled(
+                pool.get_blocking().map_err(|e| kind(e.into()))?,
+                id,
+            )),
+            Target::Old(_) => block_on(self.read(id)),
+        }
+    }
+
+    /// [`write`](Self::write) for threads.
+    pub fn write_blocking(&self, id: i64, value: &str) -> Result<(), OpError> {
+        match self {
+            Target::Lanes(lanes) => block_on(write_pooled(
+                lanes.write_blocking().map_err(kind)?,
+                id,
+                value,
+            )),
+            Target::Pool(pool) => block_on(write_pooled(
+                pool.get_blocking().map_err(|e| kind(e.into()))?,
+                id,
+                value,
+            )),
+            Target::Old(_) => block_on(self.write(id, value)),
+        }
+    }
+}
+
+async fn read_pooled(mut conn: LibsqlPooledConnection, id: i64) -> Result<(), OpError> {
+    conn.query_row_cached(READ, [id], |row| row.get::<String>(0))
+        .await
+        .map_err(kind)?
+        .ok_or_else(|| "missing row".to_string())?;
+    Ok(())
+}
+
+async fn write_pooled(
+    mut conn: LibsqlPooledConnection,
+    id: i64,
+    value: &str,
+) -> Result<(), OpError> {
+    conn.execute_cached(WRITE, (value, id))
+        .await
+        .map_err(kind)?;
+    Ok(())
+}
+
+fn kind(error: LibsqlError) -> OpError {
+    if error.is_locked() {
+        "database is locked".into()
+    } else if error.is_timeout() {
+        "checkout timeout".into()
+    } else {
+        error.to_string()
+    }
+}
+
+fn libsql_kind(error: libsql::Error) -> OpError {
+    kind(LibsqlError::from(error))
+}
