@@ -230,3 +230,23 @@ fn a_freed_slot_goes_to_a_waiter_even_one_that_cancels() {
         assert_eq!(pool.available_connections(), 1);
     });
 }
+
+#[test]
+fn threads_and_tasks_hand_off_to_each_other() {
+    loom::model(|| {
+        let (pool, opened, closed) = pool(1);
+        let blocking = {
+            let pool = pool.clone();
+            thread::spawn(move || drop(pool.get_blocking().unwrap()))
+        };
+        let task = {
+            let pool = pool.clone();
+            thread::spawn(move || drop(block_on(pool.get()).unwrap()))
+        };
+        drop(pool.get_blocking().unwrap());
+        blocking.join().unwrap();
+        task.join().unwrap();
+        assert_eq!(opened.load(SeqCst), 1, "one connection, reused");
+        assert_settled(&pool, &opened, &closed);
+    });
+}

@@ -2,15 +2,12 @@
 
 use std::future::Future;
 use std::panic::Location;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use event_listener_strategy::{EventListenerFuture, FutureWrapper};
 use futures_lite::future;
 
-use super::acquire::{Acquire, Deadline, Slot};
+use super::acquire::{begin, Acquire, Begin, Slot};
 use super::error::{PoolError, TimeoutError};
 use super::guard::PooledConnection;
 use super::hooks;
@@ -18,6 +15,7 @@ use super::manager::Manager;
 use super::shared::Shared;
 use super::state::{Effects, Grant, Lease};
 use super::stats::CloseReason;
+use super::waiters::Ended;
 use super::Pool;
 
 type Checkout<M> = Result<PooledConnection<M>, PoolError<<M as Manager>::Error>>;
@@ -85,8 +83,15 @@ impl<M: Manager> Pool<M> {
         let shared = &self.shared;
         let caller = Location::caller();
         let started = Instant::now();
-        let Some(grant) = begin(shared)? else {
-            return Ok(None);
+        let grant = {
+            let mut state = shared.lock();
+            if state.closed {
+                return Err(PoolError::Closed);
+            }
+            match state.try_take(shared.config.reuse_order) {
+                Some(grant) => grant,
+                None => return Ok(None),
+            }
         };
         let slot = match ready_now(shared, Slot::from_grant(shared, grant), started) {
             Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller).map(Some),
@@ -95,17 +100,6 @@ impl<M: Manager> Pool<M> {
         let guard = future::block_on(finish(shared, slot, false))?;
         hand_over(shared, guard, started.elapsed(), caller).map(Some)
     }
-}
-
-/// Under the lock: fails on a closed pool, else takes free capacity if there is any.
-fn begin<M: Manager>(
-    shared: &Shared<M>,
-) -> Result<Option<Grant<M::Connection>>, PoolError<M::Error>> {
-    let mut state = shared.lock();
-    if state.closed {
-        return Err(PoolError::Closed);
-    }
-    Ok(state.try_take(shared.config.reuse_order))
 }
 
 /// The common case, with no await: an idle connection that needs no health check and has not expired.
@@ -136,24 +130,33 @@ async fn get_async<M: Manager>(
         return Err(PoolError::NoRuntime);
     };
     let started = Instant::now();
-    let first = match begin(shared)? {
-        Some(grant) => match ready_now(shared, Slot::from_grant(shared, grant), started) {
-            Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller),
-            Err(slot) => Some(slot),
-        },
-        None => None,
+    let deadline = started.checked_add(timeout);
+    let slot = match begin(shared, deadline)? {
+        Begin::Granted(grant) => {
+            match ready_now(shared, Slot::from_grant(shared, grant), started) {
+                Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller),
+                Err(slot) => slot,
+            }
+        }
+        // The timeout task ends the wait at the deadline.
+        Begin::Queued(key) => {
+            let slot = Acquire::queued(shared, key)
+                .await
+                .map_err(|ended| ended_error(shared, ended, started))?;
+            match ready_now(shared, slot, Instant::now()) {
+                Ok(guard) => return hand_over(shared, guard, started.elapsed(), caller),
+                Err(slot) => slot,
+            }
+        }
     };
-    // The slow path: wait, open or check a connection, all under one timer.
+    // Opening or checking a connection: under a timer of its own, for what is left of the timeout.
+    let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
     let work = async {
-        let slot = match first {
-            Some(slot) => slot,
-            None => FutureWrapper::new(Acquire::new(shared)).await?,
-        };
         let guard = finish(shared, slot, true).await?;
         hand_over(shared, guard, started.elapsed(), caller)
     };
     let expiry = async {
-        runtime.sleep(timeout).await;
+        runtime.sleep(left).await;
         Err(timed_out(shared, started))
     };
     future::or(work, expiry).await
@@ -165,26 +168,36 @@ fn get_blocking<M: Manager>(
     caller: &'static Location<'static>,
 ) -> Checkout<M> {
     let started = Instant::now();
-    let mut acquire = Acquire::new(shared);
-    let mut deadline = Deadline::new(started, timeout);
-    let slot = loop {
-        match Pin::new(&mut acquire).poll_with_strategy(&mut deadline, &mut ()) {
-            Poll::Ready(slot) => break slot?,
-            Poll::Pending if deadline.expired => match acquire.give_up() {
-                Some(slot) => break slot,
-                None => return Err(timed_out(shared, started)),
-            },
-            Poll::Pending => {}
+    let slot = match begin(shared, None)? {
+        Begin::Granted(grant) => {
+            match ready_now(shared, Slot::from_grant(shared, grant), started) {
+                Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller),
+                Err(slot) => slot,
+            }
+        }
+        Begin::Queued(key) => {
+            let slot = Acquire::queued(shared, key)
+                .wait_until(started.checked_add(timeout))
+                .map_err(|ended| ended_error(shared, ended, started))?;
+            match ready_now(shared, slot, Instant::now()) {
+                Ok(guard) => return hand_over(shared, guard, started.elapsed(), caller),
+                Err(slot) => slot,
+            }
         }
     };
-    let queued = acquire.queued;
-    drop(acquire);
-    let guard = match ready_now(shared, slot, started) {
-        Ok(guard) if !queued => return hand_over(shared, guard, Duration::ZERO, caller),
-        Ok(guard) => guard,
-        Err(slot) => future::block_on(finish(shared, slot, false))?,
-    };
+    let guard = future::block_on(finish(shared, slot, false))?;
     hand_over(shared, guard, started.elapsed(), caller)
+}
+
+fn ended_error<M: Manager>(
+    shared: &Shared<M>,
+    ended: Ended,
+    started: Instant,
+) -> PoolError<M::Error> {
+    match ended {
+        Ended::Closed => PoolError::Closed,
+        Ended::TimedOut => timed_out(shared, started),
+    }
 }
 
 fn timed_out<M: Manager>(shared: &Shared<M>, started: Instant) -> PoolError<M::Error> {

@@ -4,9 +4,12 @@
 //!
 //! * **Sync-first.** The pool's state (idle connections, slot counts, a FIFO queue of waiters) sits behind
 //!   one short, synchronous critical section: no `.await` and no user code runs while it is held.
-//!   Blocking callers park on an `event-listener` listener with a deadline; async callers await the same
-//!   listener. Both go through one state machine (the `Acquire` future in `acquire.rs`), so one pool serves threads and
-//!   tasks at the same time.
+//!   A waiter's queue entry holds how to wake it: a blocking caller's `Thread` (it parks with a deadline)
+//!   or an async caller's `Waker`. Both go through one state machine (`Acquire::poll_grant` in
+//!   `acquire.rs`), so one pool serves threads and tasks at the same time. (The sketch had both park on
+//!   `event-listener` listeners; a measured 12 % of a contended checkout went to those listeners, so the
+//!   queue wakes waiters directly. `event-listener` still carries the rare events: shutdown drains and
+//!   the background tasks' wake-ups.)
 //! * **Fair.** A connection that comes back is handed straight to the oldest waiter, and a slot that
 //!   frees up becomes the oldest waiter's right to open a connection. A caller that arrives later finds
 //!   the capacity already taken, so it cannot barge in. (`async_lock::Semaphore` alone is not fair,
@@ -20,9 +23,10 @@
 //! * **Cancellation-safe.** Every piece of capacity a caller holds (a queue entry, a grant not yet picked
 //!   up, a reserved slot, a connection being checked) is owned by a value whose `Drop` gives it back, so
 //!   dropping a `get` future at any await leaks nothing.
-//! * **Timeouts** come from deadlines for blocking waits, and from the runtime adapter's timer for async
-//!   ones. An async `get` on a pool without an adapter fails with [`PoolError::NoRuntime`] every time,
-//!   instead of waiting forever under load.
+//! * **Timeouts** come from deadlines: a thread parks until its own, and an async waiter records its own
+//!   in its queue entry, where one timeout task per pool (on the runtime adapter) ends it. An async `get`
+//!   on a pool without an adapter fails with [`PoolError::NoRuntime`] every time, instead of waiting
+//!   forever under load.
 //! * **Maintenance** (idle timeout, max lifetime with jitter, leak detection) runs lazily as connections
 //!   are checked out and returned; with a runtime adapter a background task also refills `min_idle` and
 //!   reaps. It ends when the pool closes.
@@ -62,6 +66,7 @@ mod manager;
 mod shared;
 mod state;
 mod stats;
+mod timeouts;
 mod waiters;
 
 use std::sync::Arc;
@@ -247,6 +252,7 @@ impl<M: Manager> PoolBuilder<M> {
             self.runtime,
         ));
         lifecycle::spawn_maintenance(&shared);
+        timeouts::spawn(&shared);
         Ok(Pool {
             _handle: Arc::new(Handle(shared.clone())),
             shared,

@@ -26,8 +26,10 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) counters: Counters,
     /// Notified whenever a closed pool's last held slot is released.
     pub(crate) drained: Event,
-    /// Notified once when the pool closes, to stop the maintenance task.
+    /// Notified once when the pool closes, to stop the background tasks.
     pub(crate) closing: Event,
+    /// Notified when a waiter's deadline comes before the one the timeout task sleeps towards.
+    pub(crate) deadlines: Event,
     jitter: AtomicU64,
 }
 
@@ -47,6 +49,7 @@ impl<M: Manager> Shared<M> {
             counters: Counters::default(),
             drained: Event::new(),
             closing: Event::new(),
+            deadlines: Event::new(),
             jitter: AtomicU64::new(RandomState::new().hash_one(0u8)),
         }
     }
@@ -61,8 +64,8 @@ impl<M: Manager> Shared<M> {
 
     /// Carries out what a critical section decided: wakes waiters, then closes connections.
     pub(crate) fn apply(&self, effects: Effects<M::Connection>) {
-        for event in effects.wake {
-            event.notify(1);
+        for waiter in effects.wake {
+            waiter.wake();
         }
         for (conn, reason) in effects.close {
             self.close(conn, reason);

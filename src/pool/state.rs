@@ -10,15 +10,12 @@
 
 use std::collections::VecDeque;
 use std::panic::Location;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use event_listener::Event;
 
 use super::config::ReuseOrder;
 use super::error::PoolState;
 use super::stats::CloseReason;
-use super::waiters::WaitQueue;
+use super::waiters::{WaitQueue, Wake};
 
 /// An open connection with its deadlines, computed when it is created or returned so that checkout only
 /// compares instants.
@@ -53,15 +50,15 @@ pub(crate) enum Grant<C> {
 /// Work to do once the lock is released.
 #[must_use]
 pub(crate) struct Effects<C> {
-    pub(crate) wake: Vec<Arc<Event>>,
-    pub(crate) close: Vec<(C, CloseReason)>,
+    pub(crate) wake: Few<Wake>,
+    pub(crate) close: Few<(C, CloseReason)>,
 }
 
 impl<C> Default for Effects<C> {
     fn default() -> Self {
         Self {
-            wake: Vec::new(),
-            close: Vec::new(),
+            wake: Few::default(),
+            close: Few::default(),
         }
     }
 }
@@ -69,6 +66,52 @@ impl<C> Default for Effects<C> {
 impl<C> Effects<C> {
     pub(crate) fn is_empty(&self) -> bool {
         self.wake.is_empty() && self.close.is_empty()
+    }
+}
+
+/// A list that holds its first item inline: most critical sections wake or close at most one thing, and
+/// they should not allocate to say so.
+pub(crate) struct Few<T> {
+    first: Option<T>,
+    rest: Vec<T>,
+}
+
+impl<T> Default for Few<T> {
+    fn default() -> Self {
+        Self {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<T> Few<T> {
+    pub(crate) fn push(&mut self, item: T) {
+        match self.first {
+            None => self.first = Some(item),
+            Some(_) => self.rest.push(item),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
+impl<T> Extend<T> for Few<T> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, items: I) {
+        for item in items {
+            self.push(item);
+        }
+    }
+}
+
+impl<T> IntoIterator for Few<T> {
+    type Item = T;
+    type IntoIter = std::iter::Chain<std::option::IntoIter<T>, std::vec::IntoIter<T>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
     }
 }
 
@@ -91,6 +134,8 @@ pub(crate) struct State<C> {
     pub(crate) last_error: Option<String>,
     /// Holders of checked-out connections, when leak detection is on.
     pub(crate) leases: Vec<Option<Lease>>,
+    /// When the timeout task will next look at waiters' deadlines (`None`: when told to).
+    pub(crate) sweep_at: Option<Instant>,
 }
 
 impl<C> State<C> {
@@ -104,6 +149,7 @@ impl<C> State<C> {
             waiters: WaitQueue::default(),
             last_error: None,
             leases: Vec::new(),
+            sweep_at: None,
         }
     }
 
@@ -156,7 +202,7 @@ impl<C> State<C> {
             return;
         }
         match self.waiters.hand_off(Grant::Conn(conn)) {
-            Ok(event) => effects.wake.push(event),
+            Ok(wake) => effects.wake.extend(wake),
             Err(Grant::Conn(conn)) => {
                 self.in_use -= 1;
                 self.idle.push_back(conn);
@@ -180,9 +226,9 @@ impl<C> State<C> {
     pub(crate) fn grant_free_capacity(&mut self, effects: &mut Effects<C>) {
         while !self.closed && self.size() < self.max && !self.waiters.is_empty() {
             match self.waiters.hand_off(Grant::Create) {
-                Ok(event) => {
+                Ok(wake) => {
                     self.connecting += 1;
-                    effects.wake.push(event);
+                    effects.wake.extend(wake);
                 }
                 Err(_) => break,
             }
@@ -231,7 +277,7 @@ impl<C> State<C> {
     /// Closes the pool: no more checkouts, every waiter fails, idle connections are closed.
     pub(crate) fn close(&mut self, effects: &mut Effects<C>) {
         self.closed = true;
-        effects.wake.extend(self.waiters.close_all());
+        self.waiters.close_all(&mut effects.wake);
         effects.close.extend(
             self.idle
                 .drain(..)

@@ -1,21 +1,52 @@
 //! The FIFO queue of callers waiting for a connection, and the hand-off of grants to them.
 //!
 //! Each waiter owns an entry in a small slab. When capacity frees up, the state pops the *oldest* queued
-//! waiter, stores the grant in its entry, and wakes it through the entry's own event. So the grant cannot
-//! be taken by anyone else: a caller that arrives later finds the capacity already gone. Entries and their
-//! events are reused, so a steady state allocates nothing.
+//! waiter, stores the grant in its entry, and returns the waiter's wake-up handle (a task's `Waker` or a
+//! thread's `Thread`) to be woken once the lock is released. The grant cannot be taken by anyone else: a
+//! caller that arrives later finds the capacity already gone. Entries are reused and registering a waker
+//! clones it at most once per wait, so a steady state allocates nothing.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::task::Waker;
+use std::time::Instant;
 
-use event_listener::{Event, EventListener};
+use super::state::{Few, Grant};
+use crate::sync::Thread;
 
-use super::state::Grant;
+/// How to wake a waiter.
+pub(crate) enum Wake {
+    Task(Waker),
+    Thread(Thread),
+}
+
+impl Wake {
+    pub(crate) fn wake(self) {
+        match self {
+            Wake::Task(waker) => waker.wake(),
+            Wake::Thread(thread) => thread.unpark(),
+        }
+    }
+}
+
+/// Who is about to sleep, as it registers.
+pub(crate) enum Sleeper<'a> {
+    Task(&'a Waker),
+    Thread,
+}
+
+/// Why a wait ended without a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    Closed,
+    TimedOut,
+}
 
 struct Entry<C> {
-    event: Arc<Event>,
     grant: Option<Grant<C>>,
-    closed: bool,
+    ended: Option<Ended>,
+    wake: Option<Wake>,
+    /// When the timeout task should end this wait (async waiters; threads time out themselves).
+    deadline: Option<Instant>,
     occupied: bool,
 }
 
@@ -23,9 +54,9 @@ struct Entry<C> {
 pub(crate) enum Taken<C> {
     /// Capacity was handed to it.
     Granted(Grant<C>),
-    /// The pool closed while it waited.
-    Closed,
-    /// Nothing yet (a spurious wake-up).
+    /// The wait ended without a grant.
+    Ended(Ended),
+    /// Nothing yet.
     Waiting,
 }
 
@@ -56,61 +87,70 @@ impl<C> WaitQueue<C> {
         self.order.is_empty()
     }
 
-    /// Queues a new waiter at the back. The listener is registered before the lock is released, so no
-    /// grant can be missed.
-    pub(crate) fn enqueue(&mut self) -> (usize, EventListener) {
+    /// Queues a new waiter at the back and returns its key. It registers how to wake it with
+    /// [`park`](Self::park) before it sleeps.
+    pub(crate) fn enqueue(&mut self, deadline: Option<Instant>) -> usize {
         let key = match self.free.pop() {
             Some(key) => key,
             None => {
                 self.entries.push(Entry {
-                    event: Arc::new(Event::new()),
                     grant: None,
-                    closed: false,
+                    ended: None,
+                    wake: None,
+                    deadline: None,
                     occupied: false,
                 });
                 self.entries.len() - 1
             }
         };
         let entry = &mut self.entries[key];
-        debug_assert!(!entry.occupied && entry.grant.is_none());
+        debug_assert!(!entry.occupied && entry.grant.is_none() && entry.wake.is_none());
         entry.occupied = true;
-        entry.closed = false;
+        entry.ended = None;
+        entry.deadline = deadline;
         self.order.push_back(key);
-        (key, entry.event.listen())
+        key
     }
 
-    /// Hands `grant` to the oldest waiter and returns the event to notify once the lock is released.
-    /// Gives the grant back if nobody waits.
-    pub(crate) fn hand_off(&mut self, grant: Grant<C>) -> Result<Arc<Event>, Grant<C>> {
+    /// Hands `grant` to the oldest waiter and returns how to wake it once the lock is released (nothing
+    /// if it has not gone to sleep yet: it will find the grant when it looks). Gives the grant back if
+    /// nobody waits.
+    pub(crate) fn hand_off(&mut self, grant: Grant<C>) -> Result<Option<Wake>, Grant<C>> {
         let Some(key) = self.order.pop_front() else {
             return Err(grant);
         };
         let entry = &mut self.entries[key];
         entry.grant = Some(grant);
-        Ok(entry.event.clone())
+        Ok(entry.wake.take())
     }
 
-    /// What the waiter `key` finds. A grant or a close frees the entry.
+    /// What the waiter `key` finds. A grant or an end frees the entry.
     pub(crate) fn take(&mut self, key: usize) -> Taken<C> {
         let entry = &mut self.entries[key];
         if let Some(grant) = entry.grant.take() {
             self.release(key);
             Taken::Granted(grant)
-        } else if entry.closed {
+        } else if let Some(ended) = entry.ended {
             self.release(key);
-            Taken::Closed
+            Taken::Ended(ended)
         } else {
             Taken::Waiting
         }
     }
 
-    /// A fresh listener for a waiter that is still queued.
-    pub(crate) fn listen(&self, key: usize) -> EventListener {
-        self.entries[key].event.listen()
+    /// Registers how to wake the waiter `key`, which is still queued.
+    pub(crate) fn park(&mut self, key: usize, sleeper: Sleeper<'_>) {
+        let wake = &mut self.entries[key].wake;
+        match (sleeper, &*wake) {
+            (Sleeper::Task(waker), Some(Wake::Task(known))) if known.will_wake(waker) => {}
+            (Sleeper::Task(waker), _) => *wake = Some(Wake::Task(waker.clone())),
+            (Sleeper::Thread, Some(Wake::Thread(_))) => {}
+            (Sleeper::Thread, _) => *wake = Some(Wake::Thread(crate::sync::current_thread())),
+        }
     }
 
-    /// The waiter `key` gives up (cancelled or timed out). Returns a grant that reached it meanwhile, which
-    /// the caller must pass on.
+    /// The waiter `key` gives up (cancelled or timed out). Returns a grant that reached it meanwhile,
+    /// which the caller must pass on.
     pub(crate) fn cancel(&mut self, key: usize) -> Option<Grant<C>> {
         if let Some(position) = self.order.iter().position(|&k| k == key) {
             self.order.remove(position);
@@ -120,21 +160,44 @@ impl<C> WaitQueue<C> {
         grant
     }
 
-    /// Marks every queued waiter closed and returns their events to notify.
-    pub(crate) fn close_all(&mut self) -> Vec<Arc<Event>> {
-        let mut events = Vec::with_capacity(self.order.len());
+    /// Ends every queued wait with `Closed`, and collects who to wake.
+    pub(crate) fn close_all(&mut self, wake: &mut Few<Wake>) {
         while let Some(key) = self.order.pop_front() {
             let entry = &mut self.entries[key];
-            entry.closed = true;
-            events.push(entry.event.clone());
+            entry.ended = Some(Ended::Closed);
+            wake.extend(entry.wake.take());
         }
-        events
+    }
+
+    /// Ends the waits whose deadline has passed, collects who to wake, and returns the earliest deadline
+    /// still pending.
+    pub(crate) fn expire(&mut self, now: Instant, wake: &mut Few<Wake>) -> Option<Instant> {
+        let entries = &mut self.entries;
+        let mut next: Option<Instant> = None;
+        self.order.retain(|&key| {
+            let entry = &mut entries[key];
+            match entry.deadline {
+                Some(deadline) if deadline <= now => {
+                    entry.ended = Some(Ended::TimedOut);
+                    wake.extend(entry.wake.take());
+                    false
+                }
+                Some(deadline) => {
+                    next = Some(next.map_or(deadline, |n| n.min(deadline)));
+                    true
+                }
+                None => true,
+            }
+        });
+        next
     }
 
     fn release(&mut self, key: usize) {
         let entry = &mut self.entries[key];
         entry.occupied = false;
-        entry.closed = false;
+        entry.ended = None;
+        entry.wake = None;
+        entry.deadline = None;
         self.free.push(key);
     }
 }
