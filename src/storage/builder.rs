@@ -46,7 +46,7 @@ pub struct TursoStorageBuilder<R: Runtime = DefaultRuntime> {
 
 enum Source {
     Target(std::result::Result<DatabaseTarget, SecurityError>),
-    Database(libsql::Database),
+    Database(Box<libsql::Database>),
 }
 
 impl<R: Runtime> fmt::Debug for TursoStorageBuilder<R> {
@@ -75,7 +75,7 @@ impl TursoStorageBuilder<DefaultRuntime> {
     /// A builder over a `libsql::Database` opened by the caller (see
     /// [`TursoStorage::from_database`]).
     pub fn from_database(database: libsql::Database) -> Self {
-        Self::new(Source::Database(database))
+        Self::new(Source::Database(Box::new(database)))
     }
 
     fn new(source: Source) -> Self {
@@ -140,7 +140,7 @@ impl<R: Runtime> TursoStorageBuilder<R> {
                     plan.remote(&url, token.expose_secret()).await?
                 }
             },
-            Source::Database(database) => plan.wrap(database)?,
+            Source::Database(database) => plan.wrap(*database)?,
         };
         Ok(TursoStorage::from_parts(
             connections,
@@ -155,7 +155,7 @@ impl<R: Runtime> TursoStorageBuilder<R> {
         let Source::Database(database) = source else {
             unreachable!("build_from_database is called on builders of a libsql::Database only")
         };
-        let connections = plan.wrap(database)?;
+        let connections = plan.wrap(*database)?;
         Ok(TursoStorage::from_parts(
             connections,
             plan.runtime,
