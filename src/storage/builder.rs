@@ -111,8 +111,8 @@ impl<R: Runtime> TursoStorageBuilder<R> {
         self
     }
 
-    /// The runtime adapter: [`Tokio`](crate::rt::Tokio), [`Smol`](crate::rt::Smol),
-    /// [`Blocking`](crate::rt::Blocking) for blocking code, or one of your own.
+    /// The runtime adapter (see [`rt`](crate::rt)): `Tokio` (feature `tokio`), `Smol` (feature
+    /// `smol`), [`Blocking`](crate::rt::Blocking) for blocking code, or one of your own.
     pub fn runtime<R2: Runtime>(self, runtime: R2) -> TursoStorageBuilder<R2> {
         TursoStorageBuilder {
             source: self.source,

@@ -4,28 +4,28 @@ use crate::rt::{Blocking, Runtime};
 
 use super::error::StorageError;
 
-/// The runtime adapter of [`TursoStorage`](super::TursoStorage) when none is named, picked by the
-/// crate's features:
+/// The runtime adapter of a [`TursoStorage`](super::TursoStorage) when none is named: here
+/// [`Tokio`](crate::rt::Tokio) (feature `tokio`), so the constructors must run inside a tokio runtime.
 ///
-/// | features | `DefaultRuntime` | constructors need |
-/// |---|---|---|
-/// | `tokio` (with or without `smol`) | [`Tokio`](crate::rt::Tokio) | to be called inside a tokio runtime |
-/// | `smol`, not `tokio` | [`Smol`](crate::rt::Smol) | nothing (also serves async-std) |
-/// | neither | [`Blocking`] | nothing; drive the futures with `futures_lite::future::block_on` |
-///
-/// For any other choice (smol while `tokio` is enabled, blocking code, a runtime of your own), name
-/// the adapter with [`TursoStorage::builder`](super::TursoStorage::builder)`(..).runtime(..)`.
+/// It is `Tokio` with feature `tokio`, else `Smol` with feature `smol`, else `Blocking`. For another
+/// choice, name the adapter with [`TursoStorage::builder`](super::TursoStorage::builder)`(..).runtime(..)`.
 #[cfg(feature = "tokio")]
 pub type DefaultRuntime = crate::rt::Tokio;
 
-/// The runtime adapter of [`TursoStorage`](super::TursoStorage) when none is named: [`Smol`](crate::rt::Smol)
-/// (feature `smol` without `tokio`). See the table in the `tokio` build of these docs.
+/// The runtime adapter of a [`TursoStorage`](super::TursoStorage) when none is named: here
+/// [`Smol`](crate::rt::Smol) (feature `smol`, not `tokio`), which also serves async-std.
+///
+/// It is `Tokio` with feature `tokio`, else `Smol` with feature `smol`, else `Blocking`. For another
+/// choice, name the adapter with [`TursoStorage::builder`](super::TursoStorage::builder)`(..).runtime(..)`.
 #[cfg(all(feature = "smol", not(feature = "tokio")))]
 pub type DefaultRuntime = crate::rt::Smol;
 
-/// The runtime adapter of [`TursoStorage`](super::TursoStorage) when none is named: [`Blocking`]
-/// (neither `tokio` nor `smol` is enabled), for code that drives the storage's futures with
-/// `futures_lite::future::block_on`.
+/// The runtime adapter of a [`TursoStorage`](super::TursoStorage) when none is named: here
+/// [`Blocking`] (neither `tokio` nor `smol` is enabled), for code that drives the storage's futures
+/// with `futures_lite::future::block_on`.
+///
+/// It is `Tokio` with feature `tokio`, else `Smol` with feature `smol`, else `Blocking`. For another
+/// choice, name the adapter with [`TursoStorage::builder`](super::TursoStorage::builder)`(..).runtime(..)`.
 #[cfg(not(any(feature = "tokio", feature = "smol")))]
 pub type DefaultRuntime = Blocking;
 

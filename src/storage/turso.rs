@@ -31,9 +31,9 @@ use super::runtime::DefaultRuntime;
 /// # Runtimes
 ///
 /// `TursoStorage<R>` runs on the executor of its [`Runtime`] adapter `R`, which times checkouts,
-/// retries and maintenance. [`DefaultRuntime`] is [`Tokio`](crate::rt::Tokio) with feature `tokio`,
-/// else [`Smol`](crate::rt::Smol) with feature `smol`, else [`Blocking`](crate::rt::Blocking); pick
-/// another with [`builder`](Self::builder). With `Blocking`, drive the futures with
+/// retries and maintenance. [`DefaultRuntime`] is `Tokio` with feature `tokio`, else `Smol` with
+/// feature `smol`, else [`Blocking`](crate::rt::Blocking) (see [`rt`](crate::rt)); pick another
+/// with [`builder`](Self::builder). With `Blocking`, drive the futures with
 /// `futures_lite::future::block_on` from plain threads: checkouts park the thread until a deadline.
 ///
 /// # Blocking the executor
