@@ -1,15 +1,5 @@
-//! How errors of the libSQL layer become [`StorageError`]s, and so which of them are retried.
-//!
-//! | libSQL error | [`DatabaseErrorKind`] | retried |
-//! |---|---|---|
-//! | SQLite `SQLITE_BUSY` (5, and extended codes such as 517, 261) | `Busy` | yes |
-//! | SQLite `SQLITE_LOCKED` (6, and extended codes such as 262) | `Locked` | yes |
-//! | SQLite `SQLITE_CONSTRAINT` (19, and extended codes such as 1555, 2067, 1811) | `Constraint` | no |
-//! | SQLite `SQLITE_ERROR` (1), syntax and parameter errors | `Sql` | no |
-//! | a pool checkout that timed out | `Timeout` | yes |
-//! | connecting failed; Hrana transport errors (HTTP failures, a closed stream, HTTP 5xx) | `Network` | yes |
-//! | a Hrana error that carries a SQLite code (`SQLITE_BUSY`, `SQLITE_CONSTRAINT`, ...) | as its code | as its code |
-//! | anything else (I/O, corruption, a closed pool, bad column types) | `Other` | no |
+//! How errors of the libSQL layer become [`StorageError`]s, and so which of them are retried: see the
+//! table in the [storage module's documentation](super#errors-from-the-database).
 //!
 //! The remote client reports server errors as text, so remote errors are classified by the SQLite code
 //! names and the Hrana error kinds in their messages.

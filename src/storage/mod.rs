@@ -15,6 +15,22 @@
 //! * [`resilience`]: [`RetryPolicy`] (exponential backoff, full jitter, transient errors only) and
 //!   [`CircuitBreaker`] (closed, open, half-open with bounded probes).
 //! * [`TursoConfig`] and [`StorageError`].
+//!
+//! # Errors from the database
+//!
+//! libSQL errors become [`StorageError::Database`] with a [`DatabaseErrorKind`], which decides what
+//! [`ResilientStorage`] retries ([`StorageError::is_transient`]):
+//!
+//! | libSQL error | kind | retried |
+//! |---|---|---|
+//! | SQLite `SQLITE_BUSY` (5; extended codes such as 517, 261) | `Busy` | yes |
+//! | SQLite `SQLITE_LOCKED` (6; extended codes such as 262) | `Locked` | yes |
+//! | a checkout that outlasted `connection_timeout` | `Timeout` | yes |
+//! | connecting failed; Hrana transport errors (HTTP failure, closed stream, HTTP 5xx) | `Network` | yes |
+//! | SQLite `SQLITE_CONSTRAINT` (19; extended codes such as 1555, 2067, 1811) | `Constraint` | no |
+//! | SQLite `SQLITE_ERROR` (1), `MISMATCH` (20), `RANGE` (25), syntax and parameter errors | `Sql` | no |
+//! | a remote error that names a SQLite code (`SQLITE_BUSY`, `SQLITE_CONSTRAINT`, ...) | as that code | as that code |
+//! | anything else (I/O, corruption, a closed pool, bad column types, HTTP 4xx) | `Other` | no |
 
 mod builder;
 mod codec;

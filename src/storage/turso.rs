@@ -22,11 +22,14 @@ use super::runtime::DefaultRuntime;
 /// |---|---|---|
 /// | `file:PATH` | a local file, switched to WAL | a write lane (1 connection, `BEGIN IMMEDIATE`) and a read lane |
 /// | `:memory:` | a new in-memory database shared by the storage's connections | the same lanes |
-/// | `libsql://`, `https://` (`http://` on loopback) | remote, over Hrana (feature `remote`) | one pool |
+/// | `libsql://`, `https://` (`http://` on loopback) | remote, over Hrana (feature `remote`; its HTTP client needs a tokio runtime) | one pool |
 ///
 /// URLs and tokens are checked first ([`DatabaseTarget::parse`](super::DatabaseTarget::parse)).
 /// Writes queue fairly for the write lane, so local writers never fight over the file lock; reads
-/// run on the read lane's `query_only` connections, and under WAL never wait for the writer.
+/// run on the read lane's `query_only` connections, and under WAL never wait for the writer. The read
+/// lane has `max_connections - 1` connections (at least 1) of the [`PoolConfig`]; with
+/// `enable_pooling: false` every pool has one connection (one writer and one reader locally), still
+/// reused: a connection is never opened per call.
 ///
 /// # Runtimes
 ///
