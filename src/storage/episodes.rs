@@ -5,6 +5,7 @@
 //! filter", so one cached statement serves every combination.
 
 use chrono::{DateTime, Utc};
+use libsql::params::IntoParams;
 use uuid::Uuid;
 
 use crate::libsql::{block_on, offload, LibsqlConnection};
@@ -52,7 +53,7 @@ impl<R: Runtime> TursoStorage<R> {
     ///
     /// # Errors
     /// [`StorageError::Serialization`](super::StorageError::Serialization) if a value cannot be
-    /// JSON (a non-finite float); a database error otherwise.
+    /// written as JSON; a database error otherwise.
     pub async fn store_episode(&self, episode: &Episode) -> Result<()> {
         let row = EpisodeRow::new(episode)?;
         let mut conn = self.write_connection().await?;
@@ -111,12 +112,7 @@ impl<R: Runtime> TursoStorage<R> {
             limit(query.limit),
         );
         let mut conn = self.read_connection().await?;
-        let mut rows = conn.query_cached(SELECT_MATCHING, params).await?;
-        let mut episodes = Vec::new();
-        while let Some(row) = rows.next().await? {
-            episodes.push(read_episode(&row)?);
-        }
-        Ok(episodes)
+        read_episodes(&mut conn, SELECT_MATCHING, params).await
     }
 
     /// The episodes that started at `since` or later, newest first.
@@ -125,12 +121,7 @@ impl<R: Runtime> TursoStorage<R> {
     /// As [`get_episode`](Self::get_episode).
     pub async fn query_episodes_since(&self, since: DateTime<Utc>) -> Result<Vec<Episode>> {
         let mut conn = self.read_connection().await?;
-        let mut rows = conn.query_cached(SELECT_SINCE, [millis(&since)]).await?;
-        let mut episodes = Vec::new();
-        while let Some(row) = rows.next().await? {
-            episodes.push(read_episode(&row)?);
-        }
-        Ok(episodes)
+        read_episodes(&mut conn, SELECT_SINCE, [millis(&since)]).await
     }
 
     /// Deletes the episode with id `episode_id`. Deleting an id that is not stored succeeds and
@@ -217,6 +208,20 @@ async fn upsert_in_transaction(conn: &mut LibsqlConnection, rows: &[EpisodeRow])
         }
     }
     transaction::end(conn, result).await
+}
+
+/// Every episode `sql` (one of `SELECT_*`) finds.
+async fn read_episodes(
+    conn: &mut LibsqlConnection,
+    sql: &str,
+    params: impl IntoParams,
+) -> Result<Vec<Episode>> {
+    let mut rows = conn.query_cached(sql, params).await?;
+    let mut episodes = Vec::new();
+    while let Some(row) = rows.next().await? {
+        episodes.push(read_episode(&row)?);
+    }
+    Ok(episodes)
 }
 
 /// An episode read back from the columns of `SELECT_*`.
