@@ -1,0 +1,71 @@
+//! Conversions between domain values and their stored form: JSON text for nested values, hyphenated
+//! text for ids and task types, INTEGER milliseconds for timestamps.
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::error::{DatabaseErrorKind, StorageError};
+use super::schema::{millis_to_timestamp, timestamp_to_millis};
+
+/// `value` as JSON text.
+pub(crate) fn to_json<T: Serialize + ?Sized>(
+    what: &'static str,
+    value: &T,
+) -> Result<String, StorageError> {
+    serde_json::to_string(value).map_err(|source| StorageError::serialization(what, source))
+}
+
+/// An optional value as JSON text, `None` staying NULL.
+pub(crate) fn to_optional_json<T: Serialize>(
+    what: &'static str,
+    value: Option<&T>,
+) -> Result<Option<String>, StorageError> {
+    value.map(|value| to_json(what, value)).transpose()
+}
+
+/// JSON text read back.
+pub(crate) fn from_json<T: DeserializeOwned>(
+    what: &'static str,
+    json: &str,
+) -> Result<T, StorageError> {
+    serde_json::from_str(json).map_err(|source| StorageError::serialization(what, source))
+}
+
+/// Optional JSON text (a NULL column) read back.
+pub(crate) fn from_optional_json<T: DeserializeOwned>(
+    what: &'static str,
+    json: Option<String>,
+) -> Result<Option<T>, StorageError> {
+    json.map(|json| from_json(what, &json)).transpose()
+}
+
+/// A value stored as plain text (an id, a task type) read back through its serde form, so that a bad
+/// value is a [`StorageError::Serialization`] like any other.
+pub(crate) fn from_text<T: DeserializeOwned>(
+    what: &'static str,
+    text: String,
+) -> Result<T, StorageError> {
+    serde_json::from_value(serde_json::Value::String(text))
+        .map_err(|source| StorageError::serialization(what, source))
+}
+
+/// A timestamp as stored.
+pub(crate) fn millis(time: &DateTime<Utc>) -> i64 {
+    timestamp_to_millis(time)
+}
+
+/// A stored timestamp read back.
+pub(crate) fn timestamp(what: &'static str, millis: i64) -> Result<DateTime<Utc>, StorageError> {
+    millis_to_timestamp(millis).ok_or_else(|| {
+        StorageError::database(
+            DatabaseErrorKind::Other,
+            format!("the stored {what} ({millis} ms) is outside the range of a timestamp"),
+        )
+    })
+}
+
+/// A `LIMIT` parameter: SQLite reads a negative limit as "no limit".
+pub(crate) fn limit(limit: Option<usize>) -> i64 {
+    limit.map_or(-1, |limit| i64::try_from(limit).unwrap_or(i64::MAX))
+}
