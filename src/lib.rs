@@ -2,8 +2,10 @@
 //!
 //! * [`pool`]: the generic core, `Pool<M: Manager>`, for threads and any async executor at once.
 //! * [`rt`]: runtime adapters (features `tokio` and `smol`) for async timeouts and maintenance.
-//! * [`libsql`]: the libSQL manager, write and read lanes, the statement cache, the older
-//!   crate's `ConnectionPool`, and the r2d2 facade (feature `libsql`, on by default).
+//! * `libsql`: the libSQL manager, write and read lanes, the statement cache, the older crate's
+//!   `ConnectionPool`, and the r2d2 facade (feature `libsql`, on by default).
+//! * `storage`: `TursoStorage`, episodic memory (episodes, patterns, heuristics) on the pool, with
+//!   retries and a circuit breaker in `ResilientStorage` (feature `libsql`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]

@@ -12,7 +12,7 @@
 //! | [`LibsqlConnection`] | the pooled connection: derefs to `libsql::Connection`, adds the statement cache |
 //! | [`LanedPool`] | for local databases: one writer connection (`BEGIN IMMEDIATE`) and N `query_only` readers |
 //! | [`ConnectionPool`], [`PooledConnection`] | the older crate's API, unchanged |
-//! | [`r2d2::LibsqlConnectionManager`] | `r2d2::ManageConnection` (feature `r2d2`) |
+//! | `r2d2::LibsqlConnectionManager` | `r2d2::ManageConnection` (feature `r2d2`) |
 //! | [`offload`] | runs heavy work on the runtime's blocking pool |
 //!
 //! # Design

@@ -5,10 +5,10 @@
 //!
 //! | feature | adapter | timer | spawn | blocking pool |
 //! |---|---|---|---|---|
-//! | `tokio` | [`Tokio`] | `tokio::time::sleep` | `Handle::spawn` | `spawn_blocking` |
-//! | `smol` | [`Smol`] | `async_io::Timer` | a blocking-pool thread | `blocking::unblock` |
+//! | `tokio` | `Tokio` | `tokio::time::sleep` | `Handle::spawn` | `spawn_blocking` |
+//! | `smol` | `Smol` | `async_io::Timer` | a blocking-pool thread | `blocking::unblock` |
 //!
-//! [`Smol`] also serves async-std and any other executor: its timer runs on async-io's own reactor thread.
+//! `Smol` also serves async-std and any other executor: its timer runs on async-io's own reactor thread.
 //! Blocking callers need no adapter at all: their waits use deadlines, not timers.
 //!
 //! ```
