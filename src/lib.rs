@@ -18,3 +18,12 @@ pub mod rt;
 pub mod storage;
 mod sync;
 mod trace;
+
+// The older crate's top-level names, so that its users' imports keep working.
+#[cfg(feature = "libsql")]
+pub use crate::libsql::ConnectionPool;
+pub use crate::pool::{PoolConfig, PoolStatistics};
+#[cfg(feature = "libsql")]
+pub use crate::storage::{
+    EpisodeQuery, PatternQuery, ResilientStorage, StorageStatistics, TursoConfig, TursoStorage,
+};

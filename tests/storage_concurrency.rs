@@ -66,7 +66,7 @@ fn verify<R: Runtime>(storage: &TursoStorage<R>, results: Vec<Result<Vec<Uuid>, 
             );
         }
     });
-    let stats = storage.pool_statistics().unwrap();
+    let stats = block_on(storage.pool_statistics()).unwrap();
     assert_eq!(stats.active_connections, 0, "every connection went back");
     assert_eq!(stats.timeouts, 0);
     let lanes = storage.lane_statistics().unwrap();

@@ -267,13 +267,16 @@ fn health_and_pool_statistics() {
     assert!(block_on(storage.health_check()).unwrap());
     let lanes = storage.lane_statistics().unwrap();
     assert_eq!((lanes.write.max_size, lanes.read.max_size), (1, 4));
-    let stats = storage.pool_statistics().unwrap();
+    let stats = block_on(storage.pool_statistics()).unwrap();
     assert_eq!(stats.max_size, 5);
     assert_eq!(stats.total_checkouts, 1, "the health check read once");
-    assert_eq!(storage.pool_utilization(), Some(0.0));
+    assert_eq!(block_on(storage.pool_utilization()), Some(0.0));
     // A clone shares the pools.
     assert!(block_on(storage.clone().health_check()).unwrap());
-    assert_eq!(storage.pool_statistics().unwrap().total_checkouts, 2);
+    assert_eq!(
+        block_on(storage.pool_statistics()).unwrap().total_checkouts,
+        2
+    );
 }
 
 #[test]
@@ -394,7 +397,7 @@ fn from_database_on_a_private_memory_database_keeps_one_connection() {
     )
     .unwrap();
     assert!(storage.lane_statistics().is_none());
-    assert_eq!(storage.pool_statistics().unwrap().max_size, 1);
+    assert_eq!(block_on(storage.pool_statistics()).unwrap().max_size, 1);
     block_on(async {
         storage.initialize_schema().await.unwrap();
         let episode = full_episode(0, TaskType::Other, context("x", None));

@@ -199,13 +199,13 @@ impl<R: Runtime, C: Clock> ResilientStorage<R, C> {
     }
 
     /// [`TursoStorage::pool_statistics`].
-    pub fn pool_statistics(&self) -> Option<PoolStatistics> {
-        self.storage.pool_statistics()
+    pub async fn pool_statistics(&self) -> Option<PoolStatistics> {
+        self.storage.pool_statistics().await
     }
 
     /// [`TursoStorage::pool_utilization`].
-    pub fn pool_utilization(&self) -> Option<f32> {
-        self.storage.pool_utilization()
+    pub async fn pool_utilization(&self) -> Option<f32> {
+        self.storage.pool_utilization().await
     }
 
     /// [`TursoStorage::lane_statistics`].

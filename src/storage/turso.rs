@@ -242,14 +242,14 @@ impl<R: Runtime> TursoStorage<R> {
 
     /// The pool's statistics; for a local database, both lanes added up (see
     /// [`lane_statistics`](Self::lane_statistics) for each). Always `Some`: connections are always
-    /// pooled (the `Option` is the older crate's signature).
-    pub fn pool_statistics(&self) -> Option<PoolStatistics> {
+    /// pooled (the `Option` and the `async` are the older crate's signature; it does not wait).
+    pub async fn pool_statistics(&self) -> Option<PoolStatistics> {
         Some(self.connections.statistics())
     }
 
     /// The share of connection slots in use, from 0.0 to 1.0, over both lanes of a local database.
     /// Always `Some`, as [`pool_statistics`](Self::pool_statistics).
-    pub fn pool_utilization(&self) -> Option<f32> {
+    pub async fn pool_utilization(&self) -> Option<f32> {
         Some(self.connections.utilization())
     }
 
