@@ -114,6 +114,27 @@ fn json_output_parses_and_is_consistent() {
 }
 
 #[test]
+fn storage_and_mixed_workloads_run_without_errors() {
+    for workload in ["storage", "mixed"] {
+        let mut args = SMALL.to_vec();
+        args.extend(["--json", "--workload", workload]);
+        let output = run(&args);
+        assert!(
+            output.status.success(),
+            "{workload}: {}",
+            text(&output.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+        assert_eq!(report["config"]["workload"], workload);
+        assert_eq!(
+            report["runs"][0]["succeeded"], 400,
+            "{workload}: {}",
+            report["runs"][0]
+        );
+    }
+}
+
+#[test]
 fn bad_arguments_fail_with_a_clear_message() {
     let cases: &[(&[&str], &str)] = &[
         (&["--read-ratio", "2"], "outside 0.0..=1.0"),
@@ -131,6 +152,10 @@ fn bad_arguments_fail_with_a_clear_message() {
             "--compare old needs a local database file",
         ),
         (&["--no-such-option"], "unexpected argument"),
+        (
+            &["--workload", "storage", "--compare", "old"],
+            "needs --workload point",
+        ),
     ];
     for (args, expected) in cases {
         let output = run(args);

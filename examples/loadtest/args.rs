@@ -49,7 +49,7 @@ pub struct Args {
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
-    /// Rows in the point-workload table.
+    /// Rows in the point-workload table, and episodes stored before a storage run.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub rows: u64,
 
@@ -70,8 +70,12 @@ pub struct Args {
 /// The operations of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Workload {
-    /// Point reads by primary key and single-row updates.
+    /// Point reads by primary key and single-row updates on a key-value table.
     Point,
+    /// Episodic memory through `TursoStorage`: `get_episode` reads and `store_episode` writes.
+    Storage,
+    /// Half point operations, half storage operations, on one database.
+    Mixed,
 }
 
 /// How the callers run.

@@ -28,11 +28,12 @@ use memory_storage_turso::pool::{Pool, PoolConfig};
 use memory_storage_turso::rt::Tokio;
 use serde_json::json;
 
-use args::{Args, RuntimeKind};
+use args::{Args, RuntimeKind, Workload};
+use memory_storage_turso::storage::TursoStorage;
 use old_design::OldDesign;
 use report::{pool_rows, RunReport};
 use runner::Plan;
-use target::Target;
+use target::{sample_episode, StorageTarget, Target};
 
 /// The tokio runtime of `--runtime tokio` runs (and of remote databases): as many workers as cores.
 pub fn tokio_runtime() -> &'static tokio::runtime::Runtime {
@@ -88,11 +89,23 @@ fn run(args: &Args) -> Result<(), String> {
                 .into(),
         );
     }
+    if args.compare.is_some() && args.workload != Workload::Point {
+        return Err("--compare old reproduces the old pool, so it needs --workload point".into());
+    }
 
-    let ours = build_target(database, args)?;
-    seed(&ours, args.rows)?;
+    let ours = match args.workload {
+        Workload::Point => point_target(database, args)?,
+        Workload::Storage => {
+            Target::Storage(Box::new(storage_target(&location, &local_file, args)?))
+        }
+        Workload::Mixed => Target::Mixed(
+            Box::new(point_target(database, args)?),
+            Box::new(storage_target(&location, &local_file, args)?),
+        ),
+    };
     let description = format!(
-        "point workload: {} {} callers, {} operations, read ratio {:.2}, pool of {}, on {}",
+        "{} workload: {} {} callers, {} operations, read ratio {:.2}, pool of {}, on {}",
+        workload_name(args.workload),
         args.tasks,
         runtime_name(args.runtime),
         args.ops,
@@ -117,7 +130,7 @@ fn run(args: &Args) -> Result<(), String> {
 
     if args.json {
         let config = json!({
-            "workload": "point",
+            "workload": workload_name(args.workload),
             "runtime": runtime_name(args.runtime),
             "tasks": args.tasks,
             "ops": args.ops,
@@ -136,6 +149,14 @@ fn run(args: &Args) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+fn workload_name(workload: Workload) -> &'static str {
+    match workload {
+        Workload::Point => "point",
+        Workload::Storage => "storage",
+        Workload::Mixed => "mixed",
+    }
 }
 
 fn runtime_name(kind: RuntimeKind) -> &'static str {
@@ -176,7 +197,14 @@ fn pool_config(args: &Args) -> Result<PoolConfig, String> {
         .map_err(|e| e.to_string())
 }
 
-fn build_target(database: LibsqlDatabase, args: &Args) -> Result<Target, String> {
+/// This crate's pool over `database`, with the key-value table seeded.
+fn point_target(database: LibsqlDatabase, args: &Args) -> Result<Target, String> {
+    let target = pool_target(database, args)?;
+    seed(&target, args.rows)?;
+    Ok(target)
+}
+
+fn pool_target(database: LibsqlDatabase, args: &Args) -> Result<Target, String> {
     let config = pool_config(args)?;
     if database.kind().runs_locally() {
         let builder = LanedPool::builder(database)
@@ -214,6 +242,44 @@ fn build_target(database: LibsqlDatabase, args: &Args) -> Result<Target, String>
     Ok(Target::Pool(pool))
 }
 
+/// `TursoStorage` on the same database, with its schema and `rows` episodes stored.
+fn storage_target(
+    location: &Location,
+    local_file: &Option<PathBuf>,
+    args: &Args,
+) -> Result<StorageTarget, String> {
+    let url = match (location, local_file) {
+        (_, Some(path)) => format!("file:{}", path.display()),
+        (Location::Given(url), None) => url.clone(),
+        (Location::Temporary(_), None) => unreachable!("a temporary database is a local file"),
+    };
+    let runtime = tokio_runtime();
+    runtime.block_on(async {
+        let storage = TursoStorage::builder(&url, args.token.as_deref().unwrap_or(""))
+            .pool_config(pool_config(args)?)
+            .runtime(Tokio::from_handle(runtime.handle().clone()))
+            .build()
+            .await
+            .map_err(|e| format!("cannot open the storage: {e}"))?;
+        storage
+            .initialize_schema()
+            .await
+            .map_err(|e| format!("cannot create the storage schema: {e}"))?;
+        let mut ids = Vec::with_capacity(args.rows as usize);
+        let episodes: Vec<_> = (0..args.rows)
+            .map(|n| sample_episode(&format!("episode {n}")))
+            .collect();
+        for batch in episodes.chunks(500) {
+            storage
+                .store_episodes(batch)
+                .await
+                .map_err(|e| format!("cannot store the initial episodes: {e}"))?;
+            ids.extend(batch.iter().map(|e| e.episode_id));
+        }
+        Ok(StorageTarget { storage, ids })
+    })
+}
+
 /// Creates the table and fills it to `rows` rows.
 fn seed(target: &Target, rows: u64) -> Result<(), String> {
     const CREATE: &str =
@@ -224,6 +290,9 @@ fn seed(target: &Target, rows: u64) -> Result<(), String> {
             Target::Lanes(lanes) => lanes.write_blocking()?.libsql().clone(),
             Target::Pool(pool) => pool.get().await?.libsql().clone(),
             Target::Old(old) => old.get().await?.conn.clone(),
+            Target::Storage(_) | Target::Mixed(..) => {
+                unreachable!("only point targets have the table")
+            }
         };
         conn.execute(CREATE, ()).await?;
         let tx = conn.transaction().await?;
@@ -262,29 +331,8 @@ fn run_one(name: &'static str, target: Target, args: &Args) -> Result<RunReport,
         let outcome = runner::run(target.clone(), plan, done.clone());
         progress.finish_and_clear();
         ticker.join().expect("progress ticker");
-        let pool =
-            match &*target {
-                Target::Lanes(lanes) => {
-                    let stats = lanes.statistics();
-                    let mut rows = pool_rows(&stats.read);
-                    rows.extend(pool_rows(&stats.write).into_iter().filter_map(
-                        |(label, value)| match label {
-                            "connections created" => Some(("write lane connections", value)),
-                            "checkouts" => Some(("write lane checkouts", value)),
-                            _ => None,
-                        },
-                    ));
-                    rows
-                }
-                Target::Pool(pool) => pool_rows(&pool.statistics()),
-                Target::Old(old) => vec![
-                    ("connections created", old.created.load(Relaxed)),
-                    ("health checks", old.health_checks.load(Relaxed)),
-                ],
-            };
-        if let Target::Lanes(lanes) = &*target {
-            lanes.close();
-        }
+        let pool = pool_report(&target, "");
+        close(&target);
         (outcome, pool)
     });
     let (outcome, pool) = outcome;
@@ -293,6 +341,60 @@ fn run_one(name: &'static str, target: Target, args: &Args) -> Result<RunReport,
         outcome,
         pool,
     })
+}
+
+/// The pool statistics of a target, as report rows.
+fn pool_report(target: &Target, prefix: &str) -> Vec<(String, u64)> {
+    match target {
+        Target::Lanes(lanes) => {
+            let stats = lanes.statistics();
+            let mut rows = pool_rows(prefix, &stats.read);
+            rows.push((
+                format!("{prefix}write lane connections"),
+                stats.write.total_created as u64,
+            ));
+            rows.push((
+                format!("{prefix}write lane checkouts"),
+                stats.write.total_checkouts as u64,
+            ));
+            rows
+        }
+        Target::Pool(pool) => pool_rows(prefix, &pool.statistics()),
+        Target::Old(old) => vec![
+            (
+                format!("{prefix}connections created"),
+                old.created.load(Relaxed),
+            ),
+            (
+                format!("{prefix}health checks"),
+                old.health_checks.load(Relaxed),
+            ),
+        ],
+        Target::Storage(storage) => {
+            let stats = block_on(storage.storage.pool_statistics()).expect("storage is pooled");
+            pool_rows(prefix, &stats)
+        }
+        Target::Mixed(point, storage) => {
+            let mut rows = pool_report(point, "point: ");
+            rows.extend(pool_report(
+                &Target::Storage(Box::new(StorageTarget {
+                    storage: storage.storage.clone(),
+                    ids: Vec::new(),
+                })),
+                "storage: ",
+            ));
+            rows
+        }
+    }
+}
+
+/// Closes what the target opened, so that the database files are released before the next run.
+fn close(target: &Target) {
+    match target {
+        Target::Lanes(lanes) => lanes.close(),
+        Target::Mixed(point, _) => close(point),
+        Target::Pool(_) | Target::Old(_) | Target::Storage(_) => {}
+    }
 }
 
 fn progress_bar(name: &str, args: &Args) -> ProgressBar {

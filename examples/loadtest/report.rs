@@ -10,7 +10,7 @@ pub struct RunReport {
     pub name: &'static str,
     pub outcome: Outcome,
     /// Pool gauges and counters, as `(label, value)` pairs.
-    pub pool: Vec<(&'static str, u64)>,
+    pub pool: Vec<(String, u64)>,
 }
 
 impl RunReport {
@@ -39,14 +39,14 @@ impl RunReport {
                 "mean": latency.mean(),
             },
             "errors": self.outcome.errors,
-            "pool": self.pool.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "pool": self.pool.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
         })
     }
 }
 
-/// The statistics of this crate's pool, as report rows.
-pub fn pool_rows(stats: &PoolStatistics) -> Vec<(&'static str, u64)> {
-    vec![
+/// The statistics of this crate's pool, as report rows, each label after `prefix`.
+pub fn pool_rows(prefix: &str, stats: &PoolStatistics) -> Vec<(String, u64)> {
+    let rows: [(&str, u64); 9] = [
         ("connections created", stats.total_created as u64),
         ("checkouts", stats.total_checkouts as u64),
         (
@@ -59,7 +59,10 @@ pub fn pool_rows(stats: &PoolStatistics) -> Vec<(&'static str, u64)> {
         ("avg wait (ms)", stats.avg_wait_time_ms),
         ("max wait (ms)", stats.max_wait_time_ms),
         ("connections closed", stats.closed.total()),
-    ]
+    ];
+    rows.into_iter()
+        .map(|(label, value)| (format!("{prefix}{label}"), value))
+        .collect()
 }
 
 /// Prints the human report: one column per run, and the ratio when there are two.

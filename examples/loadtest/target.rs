@@ -5,6 +5,12 @@ use memory_storage_turso::libsql::{
     block_on, LanedPool, LibsqlError, LibsqlPool, LibsqlPooledConnection,
 };
 
+use memory_storage_turso::rt::Tokio;
+use memory_storage_turso::storage::{
+    Episode, ExecutionStep, StorageError, TaskContext, TaskType, TursoStorage,
+};
+use uuid::Uuid;
+
 use crate::old_design::OldDesign;
 
 const READ: &str = "SELECT value FROM kv WHERE id = ?1";
@@ -18,6 +24,64 @@ pub enum Target {
     Pool(LibsqlPool),
     /// The older crate's design.
     Old(Box<OldDesign>),
+    /// Episodic memory through `TursoStorage`.
+    Storage(Box<StorageTarget>),
+    /// Point operations and storage operations, half each.
+    Mixed(Box<Target>, Box<StorageTarget>),
+}
+
+/// `TursoStorage` and the ids of the episodes stored before the run.
+pub struct StorageTarget {
+    pub storage: TursoStorage<Tokio>,
+    pub ids: Vec<Uuid>,
+}
+
+impl StorageTarget {
+    async fn read(&self, id: i64) -> Result<(), OpError> {
+        let episode_id = self.ids[id as usize % self.ids.len()];
+        let found = self
+            .storage
+            .get_episode(episode_id)
+            .await
+            .map_err(storage_kind)?;
+        found
+            .map(|_| ())
+            .ok_or_else(|| "missing episode".to_string())
+    }
+
+    async fn write(&self, value: &str) -> Result<(), OpError> {
+        self.storage
+            .store_episode(&sample_episode(value))
+            .await
+            .map_err(storage_kind)
+    }
+}
+
+/// An episode of realistic size: a context, a few steps with parameters.
+pub fn sample_episode(description: &str) -> Episode {
+    let context = TaskContext {
+        language: Some("rust".into()),
+        domain: "loadtest".into(),
+        tags: vec!["pool".into(), "libsql".into()],
+        ..TaskContext::default()
+    };
+    let mut episode = Episode::new(description.into(), context, TaskType::Testing);
+    for n in 0..3 {
+        let mut step =
+            ExecutionStep::new(n + 1, "cargo".into(), format!("step {n} of {description}"));
+        step.parameters = serde_json::json!({ "args": ["test", "--release"], "attempt": n });
+        step.latency_ms = 12;
+        episode.steps.push(step);
+    }
+    episode
+}
+
+fn storage_kind(error: StorageError) -> OpError {
+    if error.is_transient() {
+        format!("transient: {error}")
+    } else {
+        error.to_string()
+    }
 }
 
 /// An operation's failure, by kind.
@@ -37,6 +101,9 @@ impl Target {
                 rows.next().await.map_err(libsql_kind)?;
                 Ok(())
             }
+            Target::Storage(storage) => storage.read(id).await,
+            Target::Mixed(point, _) if fastrand::bool() => Box::pin(point.read(id)).await,
+            Target::Mixed(_, storage) => storage.read(id).await,
         }
     }
 
@@ -58,6 +125,9 @@ impl Target {
                     .map_err(libsql_kind)?;
                 Ok(())
             }
+            Target::Storage(storage) => storage.write(value).await,
+            Target::Mixed(point, _) if fastrand::bool() => Box::pin(point.write(id, value)).await,
+            Target::Mixed(_, storage) => storage.write(value).await,
         }
     }
 
@@ -69,7 +139,9 @@ impl Target {
                 pool.get_blocking().map_err(|e| kind(e.into()))?,
                 id,
             )),
-            Target::Old(_) => block_on(self.read(id)),
+            Target::Mixed(point, _) if fastrand::bool() => point.read_blocking(id),
+            Target::Mixed(_, storage) => block_on(storage.read(id)),
+            Target::Old(_) | Target::Storage(_) => block_on(self.read(id)),
         }
     }
 
@@ -86,7 +158,9 @@ impl Target {
                 id,
                 value,
             )),
-            Target::Old(_) => block_on(self.write(id, value)),
+            Target::Mixed(point, _) if fastrand::bool() => point.write_blocking(id, value),
+            Target::Mixed(_, storage) => block_on(storage.write(value)),
+            Target::Old(_) | Target::Storage(_) => block_on(self.write(id, value)),
         }
     }
 }
