@@ -1,5 +1,8 @@
 //! A runtime-agnostic, sync-first connection pool for libSQL and Turso.
 //!
+//! Start with the [`guide`]: choosing a runtime, blocking use, lanes, remote databases, tuning, and
+//! moving from the older crate's API.
+//!
 //! * [`pool`]: the generic core, `Pool<M: Manager>`, for threads and any async executor at once.
 //! * [`rt`]: runtime adapters (features `tokio` and `smol`) for async timeouts and maintenance.
 //! * `libsql`: the libSQL manager, write and read lanes, the statement cache, the older crate's
@@ -10,6 +13,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod guide;
 #[cfg(feature = "libsql")]
 pub mod libsql;
 pub mod pool;
