@@ -143,8 +143,9 @@ async fn get_async<M: Manager>(
             let slot = Acquire::queued(shared, key)
                 .await
                 .map_err(|ended| ended_error(shared, ended, started))?;
-            match ready_now(shared, slot, Instant::now()) {
-                Ok(guard) => return hand_over(shared, guard, started.elapsed(), caller),
+            let now = Instant::now();
+            match ready_now(shared, slot, now) {
+                Ok(guard) => return hand_over(shared, guard, now - started, caller),
                 Err(slot) => slot,
             }
         }
@@ -179,8 +180,9 @@ fn get_blocking<M: Manager>(
             let slot = Acquire::queued(shared, key)
                 .wait_until(started.checked_add(timeout))
                 .map_err(|ended| ended_error(shared, ended, started))?;
-            match ready_now(shared, slot, Instant::now()) {
-                Ok(guard) => return hand_over(shared, guard, started.elapsed(), caller),
+            let now = Instant::now();
+            match ready_now(shared, slot, now) {
+                Ok(guard) => return hand_over(shared, guard, now - started, caller),
                 Err(slot) => slot,
             }
         }
