@@ -41,8 +41,9 @@
 //!   over the file lock and SQLite's busy handler orders them.
 //! * Each runs as 8 tokio tasks (`*_async`) and as 8 OS threads (`*_blocking`).
 //! * `old_design` (async): as above, a fresh connection and `SELECT 1` per insert, busy timeout 0. It
-//!   is too slow for criterion's 10 samples, so it runs [`OLD_WRITE_RUNS`] batches on its own after
-//!   the criterion benchmarks, timed the same way.
+//!   can be too slow for criterion's 10 samples (8 to 10 s per batch when the disk is busy), so it runs
+//!   [`OLD_WRITE_RUNS`] batches on its own after the criterion benchmarks, timed the same way, when the
+//!   write group ran.
 //!
 //! Failed operations are counted, not retried, and a failed insert is a lost row: at the end the bench
 //! checks that every write table holds exactly the rows whose insert succeeded.
@@ -1008,18 +1009,26 @@ fn libsql_benches(c: &mut Criterion) {
         group.finish();
     }
 
-    // The old design's writes, outside criterion: a few batches, timed like the others.
-    let id = format!("{cell}/old_design");
-    let old = Clones(OldWrite(contenders.old_write.clone()));
-    println!("\n{id}: {OLD_WRITE_RUNS} batches outside criterion");
-    for _ in 0..OLD_WRITE_RUNS {
-        let per_iter = WRITERS as u64 * INSERTS_PER_WRITER;
-        let wall = recorded(&id, per_iter, || {
-            run_tasks(&rt, &old, WRITERS, Split::Each(INSERTS_PER_WRITER), 1)
-        });
-        println!("  one batch: {wall:?}");
+    // The old design's writes, outside criterion: a few batches, timed like the others. They run with
+    // the write group, so that a filter that leaves out the writes (`-- reads`) leaves them out too.
+    let wrote = SAMPLES
+        .lock()
+        .expect("samples")
+        .iter()
+        .any(|s| s.bench.starts_with("writes/"));
+    if wrote {
+        let id = format!("{cell}/old_design");
+        let old = Clones(OldWrite(contenders.old_write.clone()));
+        println!("\n{id}: {OLD_WRITE_RUNS} batches outside criterion");
+        for _ in 0..OLD_WRITE_RUNS {
+            let per_iter = WRITERS as u64 * INSERTS_PER_WRITER;
+            let wall = recorded(&id, per_iter, || {
+                run_tasks(&rt, &old, WRITERS, Split::Each(INSERTS_PER_WRITER), 1)
+            });
+            println!("  one batch: {wall:?}");
+        }
+        measured(&id, OLD_WRITE_RUNS);
     }
-    measured(&id, OLD_WRITE_RUNS);
 
     contenders.check_after(&rt);
     summarize();
@@ -1056,6 +1065,9 @@ fn summarize() {
     for (bench, count) in benches.iter() {
         let mine: Vec<&Sample> = samples.iter().filter(|s| &s.bench == bench).collect();
         let kept = &mine[mine.len().saturating_sub(*count)..];
+        if kept.is_empty() {
+            continue; // left out by a filter
+        }
         let per_op = |d: Duration, ops: u64| d.as_secs_f64() * 1e6 / ops.max(1) as f64;
         let wall_us = median(kept.iter().map(|s| per_op(s.wall, s.ops)).collect());
         let cpu: Option<Vec<f64>> = kept
@@ -1117,6 +1129,9 @@ fn summarize() {
     );
     let mut line = |ours: String, other: String, goal: f64| {
         let (wall, cpu) = ratio(&ours, &other);
+        if wall.is_nan() {
+            return; // one of them was left out by a filter
+        }
         let verdict = if wall >= goal { "met" } else { "missed" };
         ratios.push_str(&format!(
             "{ours} / {other} = {wall:.2} (CPU {cpu:.2}), goal >= {goal}: {verdict}\n"
