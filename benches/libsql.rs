@@ -48,6 +48,15 @@
 //! Failed operations are counted, not retried, and a failed insert is a lost row: at the end the bench
 //! checks that every write table holds exactly the rows whose insert succeeded.
 //!
+//! # Interleaved rounds
+//!
+//! Criterion measures one benchmark after another, so on a shared machine a burst of load from other
+//! processes can fall on one contender and not on the next. After a full criterion run (no filter, not
+//! `--test`) the bench therefore also runs every contender of each cell once per round, for
+//! [`ROUNDS`] rounds, in an order that rotates from round to round: 20,000 point reads (1,000 for the
+//! old design) or one write batch per run. Contenders of one round share the same load, so the ratios
+//! are taken round by round, and their median (with the range) is reported next to criterion's.
+//!
 //! # Report
 //!
 //! Criterion prints its usual report. At the end the bench prints, for every benchmark, the median wall
@@ -1011,12 +1020,7 @@ fn libsql_benches(c: &mut Criterion) {
 
     // The old design's writes, outside criterion: a few batches, timed like the others. They run with
     // the write group, so that a filter that leaves out the writes (`-- reads`) leaves them out too.
-    let wrote = SAMPLES
-        .lock()
-        .expect("samples")
-        .iter()
-        .any(|s| s.bench.starts_with("writes/"));
-    if wrote {
+    if measured_fully("writes/") {
         let id = format!("{cell}/old_design");
         let old = Clones(OldWrite(contenders.old_write.clone()));
         println!("\n{id}: {OLD_WRITE_RUNS} batches outside criterion");
@@ -1030,8 +1034,154 @@ fn libsql_benches(c: &mut Criterion) {
         measured(&id, OLD_WRITE_RUNS);
     }
 
+    // Interleaved rounds of every contender, after a full criterion run (not with a filter or `--test`).
+    for callers in READERS {
+        let cell = format!("reads_{callers}");
+        if !measured_fully(&format!("{cell}/")) {
+            continue;
+        }
+        let ours = OursRead(contenders.lanes.clone());
+        let ours_async = Clones(ours.clone());
+        let deadpool = Clones(DeadpoolRead(contenders.deadpool.clone()));
+        let old = Clones(OldRead(contenders.old.clone()));
+        let crew = (callers > 1).then(|| Crew::new(&ours, callers, Split::Share));
+        let mut alone = ours.clone();
+        let rt = &rt;
+        let share = Split::Share;
+        interleave(
+            &cell,
+            vec![
+                (
+                    "ours_async",
+                    ROUND_READS,
+                    Box::new(|| run_tasks(rt, &ours_async, callers, share, ROUND_READS)),
+                ),
+                (
+                    "ours_blocking",
+                    ROUND_READS,
+                    Box::new(|| match &crew {
+                        Some(crew) => crew.run(ROUND_READS),
+                        None => run_alone(&mut alone, ROUND_READS),
+                    }),
+                ),
+                (
+                    "deadpool_libsql",
+                    ROUND_READS,
+                    Box::new(|| run_tasks(rt, &deadpool, callers, share, ROUND_READS)),
+                ),
+                (
+                    "raw",
+                    ROUND_READS,
+                    Box::new(|| run_tasks(rt, &contenders.raw, callers, share, ROUND_READS)),
+                ),
+                (
+                    "old_design",
+                    ROUND_OLD_READS,
+                    Box::new(|| run_tasks(rt, &old, callers, share, ROUND_OLD_READS)),
+                ),
+            ],
+        );
+    }
+    if measured_fully("writes/") {
+        let lanes = LaneWrite(contenders.write_lanes.clone());
+        let plain = PlainWrite(contenders.plain.clone());
+        let each = Split::Each(INSERTS_PER_WRITER);
+        let lanes_async = Clones(lanes.clone());
+        let plain_async = Clones(plain.clone());
+        let lanes_crew = Crew::new(&lanes, WRITERS, each);
+        let plain_crew = Crew::new(&plain, WRITERS, each);
+        let batch = WRITERS as u64 * INSERTS_PER_WRITER;
+        let rt = &rt;
+        interleave(
+            &cell,
+            vec![
+                (
+                    "lanes_async",
+                    batch,
+                    Box::new(|| run_tasks(rt, &lanes_async, WRITERS, each, 1)),
+                ),
+                (
+                    "plain_pool_async",
+                    batch,
+                    Box::new(|| run_tasks(rt, &plain_async, WRITERS, each, 1)),
+                ),
+                ("lanes_blocking", batch, Box::new(|| lanes_crew.run(1))),
+                ("plain_pool_blocking", batch, Box::new(|| plain_crew.run(1))),
+            ],
+        );
+    }
+
     contenders.check_after(&rt);
     summarize();
+}
+
+/// Whether every benchmark whose id starts with `prefix` ran its full measurement (none was left out
+/// by a filter, and this is not `--test`).
+fn measured_fully(prefix: &str) -> bool {
+    let samples = SAMPLES.lock().expect("samples");
+    let benches = MEASURED.lock().expect("measured");
+    let mut mine = benches
+        .iter()
+        .filter(|(bench, _)| bench.starts_with(prefix))
+        .peekable();
+    mine.peek().is_some()
+        && mine.all(|(bench, count)| samples.iter().filter(|s| &s.bench == bench).count() >= *count)
+}
+
+// ----------------------------------------------------------------------------------------------------
+// Interleaved rounds
+// ----------------------------------------------------------------------------------------------------
+
+/// Rounds of the interleaved pass.
+const ROUNDS: usize = 9;
+/// Point reads per contender and round (the old design does fewer: it is about 50x slower).
+const ROUND_READS: u64 = 20_000;
+const ROUND_OLD_READS: u64 = 1_000;
+
+/// A contender of an interleaved round: its name, the operations of one run, and the run.
+type Entrant<'a> = (&'static str, u64, Box<dyn FnMut() -> Run + 'a>);
+
+/// One contender's runs in the interleaved pass.
+struct Series {
+    bench: String,
+    wall_us: Vec<f64>,
+    cpu_us: Vec<f64>,
+    tally: Tally,
+}
+
+static INTERLEAVED: Mutex<Vec<Series>> = Mutex::new(Vec::new());
+
+/// Runs every contender of a cell once per round, in an order that rotates from round to round, so
+/// that each round's contenders share the same machine load; ratios are then taken round by round.
+fn interleave(cell: &str, mut entrants: Vec<Entrant<'_>>) {
+    println!("\n{cell}: {ROUNDS} interleaved rounds");
+    let mut series: Vec<Series> = entrants
+        .iter()
+        .map(|(name, ..)| Series {
+            bench: format!("{cell}/{name}"),
+            wall_us: Vec::new(),
+            cpu_us: Vec::new(),
+            tally: Tally::default(),
+        })
+        .collect();
+    let n = entrants.len();
+    for round in 0..ROUNDS {
+        for k in 0..n {
+            let index = (round + k) % n;
+            let (_, ops, run) = &mut entrants[index];
+            let cpu_before = process_cpu_time();
+            let result = run();
+            let cpu = process_cpu_time()
+                .zip(cpu_before)
+                .map(|(after, before)| after.saturating_sub(before));
+            let per_op = |d: Duration| d.as_secs_f64() * 1e6 / *ops as f64;
+            let entry = &mut series[index];
+            entry.wall_us.push(per_op(result.wall));
+            entry.cpu_us.push(cpu.map_or(f64::NAN, per_op));
+            entry.tally.add(result.tally);
+        }
+    }
+    INTERLEAVED.lock().expect("interleaved").extend(series);
 }
 
 // ----------------------------------------------------------------------------------------------------
@@ -1065,8 +1215,8 @@ fn summarize() {
     for (bench, count) in benches.iter() {
         let mine: Vec<&Sample> = samples.iter().filter(|s| &s.bench == bench).collect();
         let kept = &mine[mine.len().saturating_sub(*count)..];
-        if kept.is_empty() {
-            continue; // left out by a filter
+        if kept.len() < *count {
+            continue; // left out by a filter, or run once by `--test`
         }
         let per_op = |d: Duration, ops: u64| d.as_secs_f64() * 1e6 / ops.max(1) as f64;
         let wall_us = median(kept.iter().map(|s| per_op(s.wall, s.ops)).collect());
@@ -1127,24 +1277,38 @@ fn summarize() {
     let mut ratios = String::from(
         "\nRatios: throughput of ours / throughput of the other, from wall time (and from CPU time)\n",
     );
-    let mut line = |ours: String, other: String, goal: f64| {
+    for (ours, other, goal) in goals() {
         let (wall, cpu) = ratio(&ours, &other);
         if wall.is_nan() {
-            return; // one of them was left out by a filter
+            continue; // one of them was left out by a filter
         }
         let verdict = if wall >= goal { "met" } else { "missed" };
         ratios.push_str(&format!(
             "{ours} / {other} = {wall:.2} (CPU {cpu:.2}), goal >= {goal}: {verdict}\n"
         ));
-    };
+    }
+    ratios.push_str(&interleaved_report());
+    println!("{ratios}");
+    table.push_str(&ratios);
+
+    let dir = Path::new(&std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()))
+        .join("criterion");
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let _ = std::fs::write(dir.join("libsql_summary.tsv"), table);
+    }
+}
+
+/// The goals of issue 3: (ours, the other, the least throughput ratio of ours to the other's).
+fn goals() -> Vec<(String, String, f64)> {
+    let mut goals = Vec::new();
     for callers in READERS {
         for ours in ["ours_async", "ours_blocking"] {
             for (other, goal) in [("old_design", 20.0), ("deadpool_libsql", 1.5), ("raw", 0.8)] {
-                line(
+                goals.push((
                     format!("reads_{callers}/{ours}"),
                     format!("reads_{callers}/{other}"),
                     goal,
-                );
+                ));
             }
         }
     }
@@ -1154,16 +1318,59 @@ fn summarize() {
         ("lanes_blocking", "plain_pool_blocking"),
         ("lanes_async", "old_design"),
     ] {
-        line(format!("{cell}/{ours}"), format!("{cell}/{other}"), 1.0);
+        goals.push((format!("{cell}/{ours}"), format!("{cell}/{other}"), 1.0));
     }
-    println!("{ratios}");
-    table.push_str(&ratios);
+    goals
+}
 
-    let dir = Path::new(&std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()))
-        .join("criterion");
-    if std::fs::create_dir_all(&dir).is_ok() {
-        let _ = std::fs::write(dir.join("libsql_summary.tsv"), table);
+/// The interleaved pass: medians per operation over the rounds, and the ratios taken round by round.
+fn interleaved_report() -> String {
+    let series = INTERLEAVED.lock().expect("interleaved");
+    if series.is_empty() {
+        return String::new();
     }
+    let mut report = format!(
+        "\nInterleaved rounds ({ROUNDS}): medians per operation over the rounds\n\
+         bench\twall_us_per_op\tops_per_s\tcpu_us_per_op\tlock_errors\tother_errors\n"
+    );
+    for entry in series.iter() {
+        let wall = median(entry.wall_us.clone());
+        report.push_str(&format!(
+            "{}\t{wall:.2}\t{:.0}\t{:.2}\t{}\t{}\n",
+            entry.bench,
+            1e6 / wall,
+            median(entry.cpu_us.clone()),
+            entry.tally.lock_errors,
+            entry.tally.other_errors,
+        ));
+    }
+    report.push_str(
+        "\nInterleaved ratios, round by round: median (min-max) from wall time, median from CPU time\n",
+    );
+    let find = |bench: &str| series.iter().find(|s| s.bench == bench);
+    for (ours, other, goal) in goals() {
+        let (Some(ours_series), Some(other_series)) = (find(&ours), find(&other)) else {
+            continue;
+        };
+        let per_round = |pick: fn(&Series) -> &Vec<f64>| -> Vec<f64> {
+            pick(other_series)
+                .iter()
+                .zip(pick(ours_series))
+                .map(|(other, ours)| other / ours)
+                .collect()
+        };
+        let wall = per_round(|s| &s.wall_us);
+        let low = wall.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = wall.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let wall = median(wall);
+        let cpu = median(per_round(|s| &s.cpu_us));
+        let verdict = if wall >= goal { "met" } else { "missed" };
+        report.push_str(&format!(
+            "{ours} / {other} = {wall:.2} ({low:.2}-{high:.2}) (CPU {cpu:.2}), goal >= {goal}: \
+             {verdict}\n"
+        ));
+    }
+    report
 }
 
 fn config() -> Criterion {
