@@ -832,12 +832,20 @@ impl Contenders {
         assert!(status.size <= POOL_SIZE, "deadpool-libsql: {status:?}");
 
         let samples = SAMPLES.lock().expect("samples");
+        let interleaved = INTERLEAVED.lock().expect("interleaved");
         let succeeded = |prefix: &str| -> u64 {
-            samples
+            let mine = |bench: &str| bench.starts_with("writes/") && bench.contains(prefix);
+            let criterion: u64 = samples
                 .iter()
-                .filter(|s| s.bench.starts_with("writes/") && s.bench.contains(prefix))
+                .filter(|s| mine(&s.bench))
                 .map(|s| s.tally.ok)
-                .sum()
+                .sum();
+            let rounds: u64 = interleaved
+                .iter()
+                .filter(|s| mine(&s.bench))
+                .map(|s| s.tally.ok)
+                .sum();
+            criterion + rounds
         };
         let count = |conn: &libsql::Connection| -> u64 {
             block_on(async {
