@@ -53,7 +53,7 @@
 //! Criterion measures one benchmark after another, so on a shared machine a burst of load from other
 //! processes can fall on one contender and not on the next. After a full criterion run (no filter, not
 //! `--test`) the bench therefore also runs every contender of each cell once per round, for
-//! [`ROUNDS`] rounds, in an order that rotates from round to round: 20,000 point reads (1,000 for the
+//! [`ROUNDS`] rounds, in an order that rotates from round to round: 10,000 point reads (500 for the
 //! old design) or one write batch per run. Contenders of one round share the same load, so the ratios
 //! are taken round by round, and their median (with the range) is reported next to criterion's.
 //!
@@ -1141,10 +1141,10 @@ fn measured_fully(prefix: &str) -> bool {
 // ----------------------------------------------------------------------------------------------------
 
 /// Rounds of the interleaved pass.
-const ROUNDS: usize = 9;
+const ROUNDS: usize = 15;
 /// Point reads per contender and round (the old design does fewer: it is about 50x slower).
-const ROUND_READS: u64 = 20_000;
-const ROUND_OLD_READS: u64 = 1_000;
+const ROUND_READS: u64 = 10_000;
+const ROUND_OLD_READS: u64 = 500;
 
 /// A contender of an interleaved round: its name, the operations of one run, and the run.
 type Entrant<'a> = (&'static str, u64, Box<dyn FnMut() -> Run + 'a>);
