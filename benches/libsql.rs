@@ -579,8 +579,10 @@ impl Crew {
 
     fn run(&self, iters: u64) -> Run {
         self.signals.iters.store(iters, Ordering::Release);
-        self.signals.start.wait();
+        // The clock starts before the release: once released, the callers may run for a long while
+        // before this thread is scheduled again (64 runnable threads on 2 cores).
         let start = Instant::now();
+        self.signals.start.wait();
         self.signals.done.wait();
         let wall = start.elapsed();
         let tally = std::mem::take(&mut *self.signals.tally.lock().expect("tally"));
