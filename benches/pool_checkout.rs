@@ -579,8 +579,10 @@ impl Crew {
     fn run(&self, iters: u64) -> Run {
         self.signals.iters.store(iters, Ordering::Release);
         *self.signals.first_done.lock().expect("first done") = None;
-        self.signals.start.wait();
+        // The clock starts before the release: once released, the threads may run (or even finish)
+        // before this thread is scheduled again.
         let start = Instant::now();
+        self.signals.start.wait();
         self.signals.done.wait();
         let wall = start.elapsed();
         let first_done = *self.signals.first_done.lock().expect("first done");

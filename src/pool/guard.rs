@@ -32,7 +32,7 @@ use super::state::Conn;
 pub struct PooledConnection<M: Manager> {
     shared: Arc<Shared<M>>,
     /// `None` only while the pool swaps the connection during checkout, or after `detach`.
-    pub(crate) conn: Option<Conn<M::Connection>>,
+    pub(crate) conn: Option<Box<Conn<M::Connection>>>,
     /// The leak-detection record of this checkout.
     pub(crate) lease: Option<usize>,
     /// Whether the checkout finished (so the return hook runs): a guard dropped while the pool was still
@@ -41,7 +41,7 @@ pub struct PooledConnection<M: Manager> {
 }
 
 impl<M: Manager> PooledConnection<M> {
-    pub(crate) fn new(shared: Arc<Shared<M>>, conn: Conn<M::Connection>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared<M>>, conn: Box<Conn<M::Connection>>) -> Self {
         Self {
             shared,
             conn: Some(conn),

@@ -88,7 +88,7 @@ impl<M: Manager> Shared<M> {
 
     /// Wraps a freshly opened connection with its deadline, jittered down by up to 2.5 % so that
     /// connections opened together do not all expire together.
-    pub(crate) fn wrap_new(&self, raw: M::Connection, now: Instant) -> Conn<M::Connection> {
+    pub(crate) fn wrap_new(&self, raw: M::Connection, now: Instant) -> Box<Conn<M::Connection>> {
         let expires_at = self.config.max_lifetime.map(|lifetime| {
             let spread = lifetime.as_nanos() as u64 / 40;
             let jitter = if spread == 0 {
@@ -98,12 +98,12 @@ impl<M: Manager> Shared<M> {
             };
             now + lifetime - Duration::from_nanos(jitter)
         });
-        let mut conn = Conn {
+        let mut conn = Box::new(Conn {
             raw,
             expires_at,
             idle_until: None,
             trusted_until: now,
-        };
+        });
         self.touch(&mut conn, now);
         conn
     }
@@ -145,7 +145,7 @@ impl<M: Manager> Shared<M> {
     /// closes it. Runs in the guard's `Drop`, so nothing here may panic or block for long.
     pub(crate) fn check_in(
         &self,
-        mut conn: Conn<M::Connection>,
+        mut conn: Box<Conn<M::Connection>>,
         lease: Option<usize>,
         handed_out: bool,
     ) {

@@ -18,7 +18,8 @@ use super::stats::CloseReason;
 use super::waiters::{WaitQueue, Wake};
 
 /// An open connection with its deadlines, computed when it is created or returned so that checkout only
-/// compares instants.
+/// compares instants. The pool keeps it boxed, so that checkout and return move a pointer, not the
+/// connection (a libSQL connection with its statement cache is a few hundred bytes).
 pub(crate) struct Conn<C> {
     pub(crate) raw: C,
     /// When it must be closed (creation + max lifetime - jitter).
@@ -43,7 +44,7 @@ impl<C> Conn<C> {
 
 /// Capacity given to a caller: a connection, or the right to open one in a reserved slot.
 pub(crate) enum Grant<C> {
-    Conn(Conn<C>),
+    Conn(Box<Conn<C>>),
     Create,
 }
 
@@ -124,7 +125,7 @@ pub(crate) struct Lease {
 
 /// The pool's state behind its one lock.
 pub(crate) struct State<C> {
-    pub(crate) idle: VecDeque<Conn<C>>,
+    pub(crate) idle: VecDeque<Box<Conn<C>>>,
     pub(crate) in_use: usize,
     pub(crate) connecting: usize,
     pub(crate) max: usize,
@@ -186,7 +187,7 @@ impl<C> State<C> {
         None
     }
 
-    fn pop_idle(&mut self, order: ReuseOrder) -> Option<Conn<C>> {
+    fn pop_idle(&mut self, order: ReuseOrder) -> Option<Box<Conn<C>>> {
         match order {
             ReuseOrder::Lifo => self.idle.pop_back(),
             ReuseOrder::Fifo => self.idle.pop_front(),
@@ -195,7 +196,7 @@ impl<C> State<C> {
 
     /// A holder gives back a healthy connection. It goes to the oldest waiter, else to the idle list;
     /// on a closed or oversized pool it is closed. The slot leaves `in_use` unless it is handed on.
-    pub(crate) fn check_in(&mut self, conn: Conn<C>, effects: &mut Effects<C>) {
+    pub(crate) fn check_in(&mut self, conn: Box<Conn<C>>, effects: &mut Effects<C>) {
         if self.closed || self.size() > self.max {
             self.in_use -= 1;
             effects.close.push((conn.raw, CloseReason::Retired));
