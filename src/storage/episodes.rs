@@ -12,7 +12,8 @@ use crate::libsql::{block_on, offload, LibsqlConnection};
 use crate::rt::Runtime;
 
 use super::codec::{
-    from_json, from_optional_json, from_text, limit, millis, timestamp, to_json, to_optional_json,
+    finite, from_json, from_optional_json, from_text, limit, millis, timestamp, to_json,
+    to_optional_json,
 };
 use super::error::Result;
 use super::model::{Episode, EpisodeQuery};
@@ -52,6 +53,8 @@ impl<R: Runtime> TursoStorage<R> {
     /// Stores `episode`, replacing the one with the same id if there is one.
     ///
     /// # Errors
+    /// [`StorageError::InvalidValue`](super::StorageError::InvalidValue) for a reward score that is
+    /// NaN or infinite (nothing is written);
     /// [`StorageError::Serialization`](super::StorageError::Serialization) if a value cannot be
     /// written as JSON; a database error otherwise.
     pub async fn store_episode(&self, episode: &Episode) -> Result<()> {
@@ -157,6 +160,21 @@ struct EpisodeRow {
 
 impl EpisodeRow {
     fn new(episode: &Episode) -> Result<Self> {
+        if let Some(reward) = &episode.reward {
+            for (field, value) in [
+                ("episode reward total", reward.total),
+                ("episode reward base", reward.base),
+                ("episode reward efficiency", reward.efficiency),
+                ("episode reward complexity_bonus", reward.complexity_bonus),
+                (
+                    "episode reward quality_multiplier",
+                    reward.quality_multiplier,
+                ),
+                ("episode reward learning_bonus", reward.learning_bonus),
+            ] {
+                finite(field, value)?;
+            }
+        }
         Ok(EpisodeRow {
             episode_id: episode.episode_id.to_string(),
             task_type: episode.task_type.as_str(),

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::rt::Runtime;
 
-use super::codec::{from_json, from_text, millis, timestamp, to_json};
+use super::codec::{finite, from_json, from_text, millis, not_nan, timestamp, to_json};
 use super::error::Result;
 use super::model::Heuristic;
 use super::turso::TursoStorage;
@@ -32,9 +32,16 @@ impl<R: Runtime> TursoStorage<R> {
     /// Stores `heuristic`, replacing the one with the same id if there is one.
     ///
     /// # Errors
+    /// [`StorageError::InvalidValue`](super::StorageError::InvalidValue) for a confidence or an
+    /// evidence success rate that is NaN or infinite (nothing is written);
     /// [`StorageError::Serialization`](super::StorageError::Serialization) if the evidence cannot
     /// be JSON; a database error otherwise.
     pub async fn store_heuristic(&self, heuristic: &Heuristic) -> Result<()> {
+        finite("heuristic confidence", heuristic.confidence)?;
+        finite(
+            "heuristic evidence success_rate",
+            heuristic.evidence.success_rate,
+        )?;
         let params = (
             heuristic.heuristic_id.to_string(),
             heuristic.condition.as_str(),
@@ -68,8 +75,10 @@ impl<R: Runtime> TursoStorage<R> {
     /// The heuristics with a confidence of at least `min_confidence`, most confident first.
     ///
     /// # Errors
-    /// As [`get_heuristic`](Self::get_heuristic).
+    /// [`StorageError::InvalidValue`](super::StorageError::InvalidValue) for a NaN
+    /// `min_confidence`; otherwise as [`get_heuristic`](Self::get_heuristic).
     pub async fn get_heuristics(&self, min_confidence: f32) -> Result<Vec<Heuristic>> {
+        not_nan("min_confidence", Some(min_confidence))?;
         let mut conn = self.read_connection().await?;
         let mut rows = conn
             .query_cached(SELECT_CONFIDENT, [f64::from(min_confidence)])
