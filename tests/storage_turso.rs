@@ -314,6 +314,33 @@ fn scores_that_are_not_finite_are_refused_before_anything_is_written() {
 }
 
 #[test]
+fn text_with_nul_characters_comes_back_whole() {
+    let db = TempDb::new();
+    let storage = blocking_storage(&db.url);
+    block_on(async {
+        let mut episode = full_episode(0, TaskType::Other, context("a\0b", Some("\0")));
+        episode.task_description = "before\0after\0".into();
+        storage.store_episode(&episode).await.unwrap();
+        let read = storage.get_episode(episode.episode_id).await.unwrap();
+        assert_eq!(read.as_ref(), Some(&episode));
+        let query = EpisodeQuery {
+            domain: Some("a\0b".into()),
+            ..EpisodeQuery::default()
+        };
+        assert_eq!(storage.query_episodes(&query).await.unwrap(), vec![episode]);
+        let mut rule = heuristic(0.5);
+        rule.condition = "\0".into();
+        rule.action = "run\0this".into();
+        storage.store_heuristic(&rule).await.unwrap();
+        assert_eq!(
+            storage.get_heuristic(rule.heuristic_id).await.unwrap(),
+            Some(rule.clone())
+        );
+        assert_eq!(storage.get_heuristics(0.0).await.unwrap(), vec![rule]);
+    });
+}
+
+#[test]
 fn health_and_pool_statistics() {
     let db = TempDb::new();
     let config = PoolConfig::builder().max_connections(5).build().unwrap();

@@ -80,6 +80,18 @@ pub(crate) fn not_nan(field: &'static str, value: Option<f32>) -> Result<(), Sto
     }
 }
 
+/// A text column read back through `CAST(column AS BLOB)`. libsql reads a `TEXT` value only up to its
+/// first NUL character, so text that contains one would come back cut short; its bytes come back
+/// whole.
+pub(crate) fn text(what: &'static str, bytes: Vec<u8>) -> Result<String, StorageError> {
+    String::from_utf8(bytes).map_err(|error| {
+        StorageError::database(
+            DatabaseErrorKind::Other,
+            format!("the stored {what} is not valid UTF-8: {error}"),
+        )
+    })
+}
+
 /// A timestamp as stored.
 pub(crate) fn millis(time: &DateTime<Utc>) -> i64 {
     timestamp_to_millis(time)

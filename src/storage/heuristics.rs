@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::rt::Runtime;
 
-use super::codec::{finite, from_json, from_text, millis, not_nan, timestamp, to_json};
+use super::codec::{finite, from_json, from_text, millis, not_nan, text, timestamp, to_json};
 use super::error::Result;
 use super::model::Heuristic;
 use super::turso::TursoStorage;
@@ -21,12 +21,12 @@ action = excluded.action, confidence = excluded.confidence, evidence = excluded.
 created_at = excluded.created_at, updated_at = excluded.updated_at";
 
 const SELECT_BY_ID: &str = "\
-SELECT heuristic_id, condition, action, confidence, evidence, created_at, updated_at \
-FROM heuristics WHERE heuristic_id = ?1";
+SELECT heuristic_id, CAST(condition AS BLOB), CAST(action AS BLOB), confidence, evidence, \
+created_at, updated_at FROM heuristics WHERE heuristic_id = ?1";
 
 const SELECT_CONFIDENT: &str = "\
-SELECT heuristic_id, condition, action, confidence, evidence, created_at, updated_at \
-FROM heuristics WHERE confidence >= ?1 ORDER BY confidence DESC, heuristic_id";
+SELECT heuristic_id, CAST(condition AS BLOB), CAST(action AS BLOB), confidence, evidence, \
+created_at, updated_at FROM heuristics WHERE confidence >= ?1 ORDER BY confidence DESC, heuristic_id";
 
 impl<R: Runtime> TursoStorage<R> {
     /// Stores `heuristic`, replacing the one with the same id if there is one.
@@ -91,12 +91,13 @@ impl<R: Runtime> TursoStorage<R> {
     }
 }
 
-/// A heuristic read back from the columns of `SELECT_*`.
+/// A heuristic read back from the columns of `SELECT_*` (condition and action as BLOBs: see
+/// [`text`]).
 fn read_heuristic(row: &libsql::Row) -> Result<Heuristic> {
     Ok(Heuristic {
         heuristic_id: from_text("heuristic id", row.get::<String>(0)?)?,
-        condition: row.get::<String>(1)?,
-        action: row.get::<String>(2)?,
+        condition: text("heuristic condition", row.get::<Vec<u8>>(1)?)?,
+        action: text("heuristic action", row.get::<Vec<u8>>(2)?)?,
         // A REAL written from an f32 reads back as that f32 exactly.
         confidence: row.get::<f64>(3)? as f32,
         evidence: from_json("heuristic evidence", &row.get::<String>(4)?)?,
