@@ -341,6 +341,42 @@ fn text_with_nul_characters_comes_back_whole() {
 }
 
 #[test]
+fn a_file_in_a_missing_directory_is_an_open_error_not_a_network_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no such directory").join("memory.db");
+    let error = block_on(
+        TursoStorage::builder(&format!("file:{}", path.display()), "")
+            .runtime(Blocking)
+            .build(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StorageError::Database {
+                kind: DatabaseErrorKind::Other,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        !error.is_transient(),
+        "retrying cannot create the directory"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("could not open the database file"),
+        "{message}"
+    );
+    assert!(message.contains("no such directory"), "{message}");
+    assert!(
+        message.contains("check that its directory exists"),
+        "{message}"
+    );
+}
+
+#[test]
 fn health_and_pool_statistics() {
     let db = TempDb::new();
     let config = PoolConfig::builder().max_connections(5).build().unwrap();
