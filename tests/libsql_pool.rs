@@ -213,6 +213,26 @@ fn a_failing_init_hook_fails_the_checkout_and_says_where() {
 }
 
 #[test]
+fn a_panicking_init_hook_fails_the_checkout_without_unwinding_through_the_pool() {
+    let setup = ConnectionSetup::default().init_hook(|_| panic!("the hook gives up"));
+    let pool =
+        Pool::builder(LibsqlManager::new(LibsqlDatabase::open_memory().unwrap()).setup(setup))
+            .build()
+            .unwrap();
+    let checkout = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.get_blocking()));
+    let error = LibsqlError::from(checkout.expect("no unwinding").unwrap_err());
+    let message = error.to_string();
+    assert!(message.contains("init hook"), "{message}");
+    assert!(message.contains("panicked: the hook gives up"), "{message}");
+    let state = pool.state();
+    assert_eq!(
+        (state.size, state.connecting, state.in_use),
+        (0, 0, 0),
+        "{state}"
+    );
+}
+
+#[test]
 fn libsql_defaults_leave_busy_timeout_at_zero() {
     let dir = tempfile::tempdir().unwrap();
     let database = LibsqlDatabase::open_file_keep_journal(dir.path().join("plain.db")).unwrap();

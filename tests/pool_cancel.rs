@@ -20,6 +20,8 @@ struct Hanging {
     inner: TestManager,
     hang_connect: Arc<AtomicBool>,
     hang_validate: Arc<AtomicBool>,
+    /// Health checks wait while a test holds this lock.
+    validate_gate: Arc<async_lock::Mutex<()>>,
 }
 
 impl Manager for Hanging {
@@ -37,6 +39,7 @@ impl Manager for Hanging {
         if self.hang_validate.load(SeqCst) {
             std::future::pending::<()>().await;
         }
+        let _open = self.validate_gate.lock().await;
         self.inner.validate(conn).await
     }
 }
@@ -196,4 +199,61 @@ fn a_hanging_connect_times_out_with_the_pool_state() {
     assert!(error.is_timeout(), "{error}");
     let state = pool.state();
     assert_eq!((state.connecting, state.size), (0, 0), "{state}");
+}
+
+#[test]
+fn a_grant_claimed_after_shutdown_began_tells_shutdown_the_pool_drained() {
+    let manager = Hanging::default();
+    let pool = pool(
+        &manager,
+        PoolConfig::builder().max_connections(1).build().unwrap(),
+    );
+    let held = pool.get_blocking().unwrap();
+    let mut waiter = Box::pin(pool.get());
+    assert!(poll_once(waiter.as_mut()).is_pending());
+    drop(held); // handed to `waiter`, which has not run yet: its slot is still in use
+    let mut shutdown = Box::pin(pool.shutdown(Duration::from_secs(3600)));
+    assert!(
+        poll_once(shutdown.as_mut()).is_pending(),
+        "the grant is out"
+    );
+    // The waiter wakes to a closed pool and gives the connection back: the pool has drained.
+    assert!(matches!(poll_once(waiter.as_mut()), Poll::Ready(Err(e)) if e.is_closed()));
+    let Poll::Ready(Ok(report)) = poll_once(shutdown.as_mut()) else {
+        panic!("shutdown was not told that the pool drained")
+    };
+    assert!(report.drained, "{report:?}");
+    assert_eq!(manager.inner.live(), 0);
+}
+
+#[test]
+fn a_health_check_that_fails_after_shutdown_began_tells_shutdown_the_pool_drained() {
+    let manager = Hanging::default();
+    let config = PoolConfig::builder()
+        .max_connections(1)
+        .health_check_bypass(Duration::ZERO)
+        .build()
+        .unwrap();
+    let pool = pool(&manager, config);
+    drop(pool.get_blocking().unwrap());
+    let gate = manager.validate_gate.try_lock().unwrap();
+    manager.inner.faults.fail_validation.store(true, SeqCst);
+    let mut get = Box::pin(pool.get());
+    assert!(
+        poll_once(get.as_mut()).is_pending(),
+        "checking the idle connection"
+    );
+    let mut shutdown = Box::pin(pool.shutdown(Duration::from_secs(3600)));
+    assert!(
+        poll_once(shutdown.as_mut()).is_pending(),
+        "the checkout is out"
+    );
+    // The check fails; the pool is closed, so its slot is released instead of refilled.
+    drop(gate);
+    assert!(matches!(poll_once(get.as_mut()), Poll::Ready(Err(e)) if e.is_closed()));
+    let Poll::Ready(Ok(report)) = poll_once(shutdown.as_mut()) else {
+        panic!("shutdown was not told that the pool drained")
+    };
+    assert!(report.drained, "{report:?}");
+    assert_eq!(manager.inner.live(), 0);
 }

@@ -253,6 +253,130 @@ fn deleting_removes_the_episode_and_a_missing_id_is_not_an_error() {
 }
 
 #[test]
+fn scores_that_are_not_finite_are_refused_before_anything_is_written() {
+    let storage = blocking_storage(":memory:");
+    block_on(async {
+        let good = full_episode(0, TaskType::Other, context("x", None));
+        storage.store_episode(&good).await.unwrap();
+        let mut nan = full_episode(1, TaskType::Other, context("x", None));
+        nan.reward.as_mut().unwrap().total = f32::NAN;
+        let error = storage.store_episode(&nan).await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                StorageError::InvalidValue {
+                    field: "episode reward total",
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("NaN is not a finite number"),
+            "{error}"
+        );
+        // In a batch, the bad episode keeps the good ones out too.
+        let other = full_episode(2, TaskType::Other, context("x", None));
+        assert!(storage.store_episodes(&[other, nan]).await.is_err());
+        let mut infinite = heuristic(f32::INFINITY);
+        assert!(matches!(
+            storage.store_heuristic(&infinite).await,
+            Err(StorageError::InvalidValue {
+                field: "heuristic confidence",
+                ..
+            })
+        ));
+        infinite.confidence = 0.5;
+        infinite.evidence.success_rate = f32::NEG_INFINITY;
+        assert!(storage.store_heuristic(&infinite).await.is_err());
+        assert!(storage
+            .store_pattern(&tool_sequence(context("x", None), f32::NAN))
+            .await
+            .is_err());
+        assert!(storage.get_heuristics(f32::NAN).await.is_err());
+        // Every query still reads what is stored: nothing unreadable got in.
+        assert_eq!(
+            storage
+                .query_episodes(&EpisodeQuery::default())
+                .await
+                .unwrap(),
+            vec![good]
+        );
+        assert_eq!(
+            storage.get_statistics().await.unwrap(),
+            StorageStatistics {
+                episode_count: 1,
+                pattern_count: 0,
+                heuristic_count: 0
+            }
+        );
+    });
+}
+
+#[test]
+fn text_with_nul_characters_comes_back_whole() {
+    let db = TempDb::new();
+    let storage = blocking_storage(&db.url);
+    block_on(async {
+        let mut episode = full_episode(0, TaskType::Other, context("a\0b", Some("\0")));
+        episode.task_description = "before\0after\0".into();
+        storage.store_episode(&episode).await.unwrap();
+        let read = storage.get_episode(episode.episode_id).await.unwrap();
+        assert_eq!(read.as_ref(), Some(&episode));
+        let query = EpisodeQuery {
+            domain: Some("a\0b".into()),
+            ..EpisodeQuery::default()
+        };
+        assert_eq!(storage.query_episodes(&query).await.unwrap(), vec![episode]);
+        let mut rule = heuristic(0.5);
+        rule.condition = "\0".into();
+        rule.action = "run\0this".into();
+        storage.store_heuristic(&rule).await.unwrap();
+        assert_eq!(
+            storage.get_heuristic(rule.heuristic_id).await.unwrap(),
+            Some(rule.clone())
+        );
+        assert_eq!(storage.get_heuristics(0.0).await.unwrap(), vec![rule]);
+    });
+}
+
+#[test]
+fn a_file_in_a_missing_directory_is_an_open_error_not_a_network_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no such directory").join("memory.db");
+    let error = block_on(
+        TursoStorage::builder(&format!("file:{}", path.display()), "")
+            .runtime(Blocking)
+            .build(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            StorageError::Database {
+                kind: DatabaseErrorKind::Other,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        !error.is_transient(),
+        "retrying cannot create the directory"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("could not open the database file"),
+        "{message}"
+    );
+    assert!(message.contains("no such directory"), "{message}");
+    assert!(
+        message.contains("check that its directory exists"),
+        "{message}"
+    );
+}
+
+#[test]
 fn health_and_pool_statistics() {
     let db = TempDb::new();
     let config = PoolConfig::builder().max_connections(5).build().unwrap();

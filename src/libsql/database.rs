@@ -125,7 +125,8 @@ impl LibsqlDatabase {
     /// Opens (or creates) a local database file in WAL mode. Needs no runtime.
     ///
     /// # Errors
-    /// A libSQL error if the file cannot be opened or switched to WAL.
+    /// [`LibsqlError::OpenFile`] if the file cannot be opened or created (a missing directory, no
+    /// permission); a libSQL error if it is not a database or cannot be switched to WAL.
     pub fn open_file(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_file_with(path.as_ref(), true)
     }
@@ -134,14 +135,20 @@ impl LibsqlDatabase {
     /// SQLite's default, `DELETE`). Prefer [`open_file`](Self::open_file).
     ///
     /// # Errors
-    /// A libSQL error if the file cannot be opened.
+    /// [`LibsqlError::OpenFile`] if the file cannot be opened or created.
     pub fn open_file_keep_journal(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_file_with(path.as_ref(), false)
     }
 
     fn open_file_with(path: &Path, wal: bool) -> Result<Self> {
-        let database = block_on(libsql::Builder::new_local(path).build())?;
-        let anchor = database.connect()?;
+        let open_error = |source| LibsqlError::OpenFile {
+            path: path.display().to_string(),
+            source,
+        };
+        let database = block_on(libsql::Builder::new_local(path).build()).map_err(open_error)?;
+        // libsql reports a file it cannot open as `ConnectionFailed`, the error of an unreachable
+        // server: say what it is instead.
+        let anchor = database.connect().map_err(open_error)?;
         if wal {
             let mode = switch_to_wal(&anchor)?;
             if !mode.eq_ignore_ascii_case("wal") {

@@ -67,6 +67,20 @@ pub enum LibsqlError {
         feature: &'static str,
     },
 
+    /// A local database file could not be opened: its directory does not exist, or this process may
+    /// not create, read or write it there.
+    #[error(
+        "could not open the database file `{path}`: {source}; check that its directory exists and \
+         that this process may read and write the file and its directory"
+    )]
+    OpenFile {
+        /// The path given.
+        path: String,
+        /// What SQLite said.
+        #[source]
+        source: libsql::Error,
+    },
+
     /// An invalid pool configuration.
     #[error("invalid pool configuration: {0}")]
     Config(#[from] crate::pool::ConfigError),

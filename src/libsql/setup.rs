@@ -11,12 +11,13 @@
 //!   remote connections and embedded replicas get only the user's init SQL and hook.
 
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::database::DatabaseKind;
 use super::error::{LibsqlError, Result};
-use crate::pool::HookError;
+use crate::pool::{panic_message, HookError};
 
 /// A user hook run on every new connection, after the built-in setup and the init SQL.
 pub type InitHook = Arc<dyn Fn(&libsql::Connection) -> Result<(), HookError> + Send + Sync>;
@@ -107,7 +108,8 @@ impl ConnectionSetup {
         self
     }
 
-    /// A hook run on every new connection, last. An error closes the connection and fails the checkout.
+    /// A hook run on every new connection, last. An error closes the connection and fails the checkout,
+    /// and so does a panic, which is caught and reported as [`LibsqlError::Setup`] (`panicked: ...`).
     /// Local libSQL calls complete at once, so the hook may drive them with
     /// [`block_on`](super::block_on).
     pub fn init_hook(
@@ -152,10 +154,13 @@ impl ConnectionSetup {
                 .map_err(|e| setup_error("the init SQL", e))?;
         }
         if let Some(hook) = &self.init_hook {
-            hook(conn).map_err(|source| LibsqlError::Setup {
-                step: "the init hook",
-                source,
-            })?;
+            // A panic in the hook fails the setup like an error: it must not unwind through the pool.
+            catch_unwind(AssertUnwindSafe(|| hook(conn)))
+                .unwrap_or_else(|panic| Err(panic_message(&*panic).into()))
+                .map_err(|source| LibsqlError::Setup {
+                    step: "the init hook",
+                    source,
+                })?;
         }
         Ok(())
     }

@@ -147,8 +147,9 @@ impl<'a, M: Manager> Acquire<'a, M> {
                 if state.closed {
                     let mut effects = Effects::default();
                     state.pass_on(grant, &mut effects);
+                    let drained = state.in_use + state.connecting == 0;
                     drop(state);
-                    self.shared.apply(effects);
+                    self.shared.apply_released(effects, drained);
                     return Poll::Ready(Err(Ended::Closed));
                 }
                 drop(state);
@@ -179,8 +180,9 @@ impl<'a, M: Manager> Acquire<'a, M> {
         if state.closed {
             let mut effects = Effects::default();
             state.pass_on(grant, &mut effects);
+            let drained = state.in_use + state.connecting == 0;
             drop(state);
-            self.shared.apply(effects);
+            self.shared.apply_released(effects, drained);
             return None;
         }
         drop(state);

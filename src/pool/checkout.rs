@@ -280,8 +280,10 @@ fn replace<'a, M: Manager>(
     effects.close.push((old.raw, reason));
     let mut state = shared.lock();
     let grant = state.replace(shared.config.reuse_order, &mut effects);
+    // On a closed pool the slot was released: that may have been the last one `shutdown` waits for.
+    let drained = state.closed && state.in_use + state.connecting == 0;
     drop(state);
-    shared.apply(effects);
+    shared.apply_released(effects, drained);
     match grant {
         None => Err(PoolError::Closed),
         Some(Grant::Conn(conn)) => {

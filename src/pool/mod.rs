@@ -76,6 +76,8 @@ pub use config::{
 };
 pub use error::{HookError, PoolError, PoolState, TimeoutError};
 pub use guard::PooledConnection;
+#[cfg(feature = "libsql")]
+pub(crate) use hooks::panic_message;
 pub use hooks::Hook;
 pub use lifecycle::{ShutdownReport, SuspectedLeak};
 pub use manager::Manager;

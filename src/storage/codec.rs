@@ -50,6 +50,48 @@ pub(crate) fn from_text<T: DeserializeOwned>(
         .map_err(|source| StorageError::serialization(what, source))
 }
 
+/// Checks that `value` can be stored and read back: scores must be finite. JSON, the stored form of
+/// most of them, has no NaN or infinity (serde_json writes them as `null`, which cannot be read back
+/// into a number), and SQLite stores a NaN `REAL` as `NULL`.
+pub(crate) fn finite(field: &'static str, value: f32) -> Result<(), StorageError> {
+    if value.is_finite() {
+        return Ok(());
+    }
+    Err(StorageError::InvalidValue {
+        field,
+        problem: format!(
+            "{value} is not a finite number: scores must be finite to be stored (JSON, their stored \
+             form, has no NaN or infinity)"
+        ),
+    })
+}
+
+/// Checks that a query threshold is a number: NaN is neither above nor below anything, and SQLite
+/// would bind it as `NULL`, which the queries read as "no filter".
+pub(crate) fn not_nan(field: &'static str, value: Option<f32>) -> Result<(), StorageError> {
+    match value {
+        Some(value) if value.is_nan() => Err(StorageError::InvalidValue {
+            field,
+            problem: String::from(
+                "NaN is not a threshold: give a number (an infinity is fine), or no filter",
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A text column read back through `CAST(column AS BLOB)`. libsql reads a `TEXT` value only up to its
+/// first NUL character, so text that contains one would come back cut short; its bytes come back
+/// whole.
+pub(crate) fn text(what: &'static str, bytes: Vec<u8>) -> Result<String, StorageError> {
+    String::from_utf8(bytes).map_err(|error| {
+        StorageError::database(
+            DatabaseErrorKind::Other,
+            format!("the stored {what} is not valid UTF-8: {error}"),
+        )
+    })
+}
+
 /// A timestamp as stored.
 pub(crate) fn millis(time: &DateTime<Utc>) -> i64 {
     timestamp_to_millis(time)

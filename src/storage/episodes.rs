@@ -12,7 +12,8 @@ use crate::libsql::{block_on, offload, LibsqlConnection};
 use crate::rt::Runtime;
 
 use super::codec::{
-    from_json, from_optional_json, from_text, limit, millis, timestamp, to_json, to_optional_json,
+    finite, from_json, from_optional_json, from_text, limit, millis, text, timestamp, to_json,
+    to_optional_json,
 };
 use super::error::Result;
 use super::model::{Episode, EpisodeQuery};
@@ -31,19 +32,19 @@ reward = excluded.reward, reflection = excluded.reflection, patterns = excluded.
 metadata = excluded.metadata";
 
 const SELECT_BY_ID: &str = "\
-SELECT episode_id, task_type, task_description, context, start_time, end_time, steps, outcome, \
-reward, reflection, patterns, metadata FROM episodes WHERE episode_id = ?1";
+SELECT episode_id, task_type, CAST(task_description AS BLOB), context, start_time, end_time, steps, \
+outcome, reward, reflection, patterns, metadata FROM episodes WHERE episode_id = ?1";
 
 const SELECT_MATCHING: &str = "\
-SELECT episode_id, task_type, task_description, context, start_time, end_time, steps, outcome, \
-reward, reflection, patterns, metadata FROM episodes \
+SELECT episode_id, task_type, CAST(task_description AS BLOB), context, start_time, end_time, steps, \
+outcome, reward, reflection, patterns, metadata FROM episodes \
 WHERE (?1 IS NULL OR task_type = ?1) AND (?2 IS NULL OR domain = ?2) \
 AND (?3 IS NULL OR language = ?3) AND (?4 = 0 OR completed = 1) \
 ORDER BY start_time DESC, episode_id LIMIT ?5";
 
 const SELECT_SINCE: &str = "\
-SELECT episode_id, task_type, task_description, context, start_time, end_time, steps, outcome, \
-reward, reflection, patterns, metadata FROM episodes WHERE start_time >= ?1 \
+SELECT episode_id, task_type, CAST(task_description AS BLOB), context, start_time, end_time, steps, \
+outcome, reward, reflection, patterns, metadata FROM episodes WHERE start_time >= ?1 \
 ORDER BY start_time DESC, episode_id";
 
 const DELETE: &str = "DELETE FROM episodes WHERE episode_id = ?1";
@@ -52,6 +53,8 @@ impl<R: Runtime> TursoStorage<R> {
     /// Stores `episode`, replacing the one with the same id if there is one.
     ///
     /// # Errors
+    /// [`StorageError::InvalidValue`](super::StorageError::InvalidValue) for a reward score that is
+    /// NaN or infinite (nothing is written);
     /// [`StorageError::Serialization`](super::StorageError::Serialization) if a value cannot be
     /// written as JSON; a database error otherwise.
     pub async fn store_episode(&self, episode: &Episode) -> Result<()> {
@@ -157,6 +160,21 @@ struct EpisodeRow {
 
 impl EpisodeRow {
     fn new(episode: &Episode) -> Result<Self> {
+        if let Some(reward) = &episode.reward {
+            for (field, value) in [
+                ("episode reward total", reward.total),
+                ("episode reward base", reward.base),
+                ("episode reward efficiency", reward.efficiency),
+                ("episode reward complexity_bonus", reward.complexity_bonus),
+                (
+                    "episode reward quality_multiplier",
+                    reward.quality_multiplier,
+                ),
+                ("episode reward learning_bonus", reward.learning_bonus),
+            ] {
+                finite(field, value)?;
+            }
+        }
         Ok(EpisodeRow {
             episode_id: episode.episode_id.to_string(),
             task_type: episode.task_type.as_str(),
@@ -224,12 +242,13 @@ async fn read_episodes(
     Ok(episodes)
 }
 
-/// An episode read back from the columns of `SELECT_*`.
+/// An episode read back from the columns of `SELECT_*` (the description as a BLOB: see
+/// [`text`]).
 fn read_episode(row: &libsql::Row) -> Result<Episode> {
     Ok(Episode {
         episode_id: from_text("episode id", row.get::<String>(0)?)?,
         task_type: from_text("episode task type", row.get::<String>(1)?)?,
-        task_description: row.get::<String>(2)?,
+        task_description: text("episode task description", row.get::<Vec<u8>>(2)?)?,
         context: from_json("episode context", &row.get::<String>(3)?)?,
         start_time: timestamp("episode start time", row.get::<i64>(4)?)?,
         end_time: row

@@ -31,6 +31,15 @@ pub enum StorageError {
         /// What is wrong with it, and what would be accepted.
         problem: String,
     },
+    /// A value of a record or of a query cannot be used as given, such as a NaN score. Nothing was
+    /// written.
+    #[error("invalid {field}: {problem}")]
+    InvalidValue {
+        /// The field, such as `episode reward total`.
+        field: &'static str,
+        /// What is wrong with it, and what would be accepted.
+        problem: String,
+    },
     /// No record has this id.
     #[error("{what} {id} was not found: it was never stored, or it was deleted")]
     NotFound {

@@ -29,6 +29,7 @@
 //! | connecting failed; Hrana transport errors (HTTP failure, closed stream, HTTP 5xx) | `Network` | yes |
 //! | SQLite `SQLITE_CONSTRAINT` (19; extended codes such as 1555, 2067, 1811) | `Constraint` | no |
 //! | SQLite `SQLITE_ERROR` (1), `MISMATCH` (20), `RANGE` (25), syntax and parameter errors | `Sql` | no |
+//! | a local file that cannot be opened (missing directory, no permission: `LibsqlError::OpenFile`) | `Other` | no |
 //! | a remote error that names a SQLite code (`SQLITE_BUSY`, `SQLITE_CONSTRAINT`, ...) | as that code | as that code |
 //! | anything else (I/O, corruption, a closed pool, bad column types, HTTP 4xx) | `Other` | no |
 

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::rt::Runtime;
 
-use super::codec::{from_json, limit, millis, to_json};
+use super::codec::{finite, from_json, limit, millis, not_nan, to_json};
 use super::error::Result;
 use super::model::{now_millis, Pattern, PatternQuery};
 use super::turso::TursoStorage;
@@ -34,9 +34,22 @@ impl<R: Runtime> TursoStorage<R> {
     /// `created_at` column).
     ///
     /// # Errors
+    /// [`StorageError::InvalidValue`](super::StorageError::InvalidValue) for a success rate or an
+    /// average duration that is NaN or infinite (nothing is written);
     /// [`StorageError::Serialization`](super::StorageError::Serialization) if a value cannot be
     /// JSON; a database error otherwise.
     pub async fn store_pattern(&self, pattern: &Pattern) -> Result<()> {
+        match pattern {
+            Pattern::ToolSequence { success_rate, .. }
+            | Pattern::ErrorRecovery { success_rate, .. }
+            | Pattern::ContextPattern { success_rate, .. } => {
+                finite("pattern success_rate", *success_rate)?;
+            }
+            Pattern::DecisionPoint { outcome_stats, .. } => finite(
+                "pattern outcome_stats avg_duration_secs",
+                outcome_stats.avg_duration_secs,
+            )?,
+        }
         let data = to_json("pattern", pattern)?;
         let context = pattern.context();
         let params = (
@@ -73,8 +86,10 @@ impl<R: Runtime> TursoStorage<R> {
     /// no task context.
     ///
     /// # Errors
-    /// As [`get_pattern`](Self::get_pattern).
+    /// [`StorageError::InvalidValue`](super::StorageError::InvalidValue) for a NaN
+    /// `min_success_rate`; otherwise as [`get_pattern`](Self::get_pattern).
     pub async fn query_patterns(&self, query: &PatternQuery) -> Result<Vec<Pattern>> {
+        not_nan("pattern query min_success_rate", query.min_success_rate)?;
         let params = (
             query.domain.as_deref(),
             query.language.as_deref(),

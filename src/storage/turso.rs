@@ -54,9 +54,13 @@ use super::runtime::DefaultRuntime;
 ///   leaves one row, so a retried store is harmless. A pattern keeps the time it was first stored.
 /// * Deleting an id that is not stored succeeds and changes nothing (so a retried delete is
 ///   harmless too).
-/// * Every field comes back equal. Timestamps are stored as milliseconds: the model's constructors
+/// * Every field comes back equal, text byte for byte (NUL characters included). Timestamps are stored as milliseconds: the model's constructors
 ///   make such times ([`now_millis`](super::now_millis)); finer digits are truncated.
 /// * Every value reaches SQL as a bound parameter, limits and thresholds included.
+/// * Scores must be finite: a NaN or infinite one (a reward, a success rate, a confidence) is refused
+///   with [`StorageError::InvalidValue`](super::StorageError::InvalidValue) before anything is
+///   written, since JSON has no NaN or infinity and it could not be read back. So is a NaN query
+///   threshold, which would match nothing (or, bound as SQL `NULL`, everything).
 ///
 /// ```
 /// use memory_storage_turso::rt::Blocking;

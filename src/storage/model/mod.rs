@@ -12,7 +12,9 @@
 //! makes an exact round trip; use [`now_millis`] too when setting a time by hand. Durations
 //! ([`Pattern::ToolSequence`]'s `avg_latency`) are kept exactly.
 //!
-//! Floating-point fields must be finite: JSON has no NaN or infinity.
+//! Floating-point fields must be finite: JSON has no NaN or infinity. The storage refuses a record
+//! with a NaN or infinite score with [`StorageError::InvalidValue`](super::StorageError::InvalidValue),
+//! before writing anything, and a NaN query threshold likewise.
 
 use chrono::{DateTime, SubsecRound, Utc};
 
