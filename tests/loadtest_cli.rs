@@ -1,38 +1,12 @@
 //! The loadtest example as a user runs it: its report, its JSON output, and its answers to bad arguments.
 #![cfg(all(feature = "libsql", feature = "tokio"))]
 
-use std::path::PathBuf;
+mod example_build;
+
 use std::process::{Command, Output};
 
-/// Builds the example (a no-op when it is fresh) with the features of this test run, and returns it.
 fn loadtest() -> Command {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    let path = BUILT.get_or_init(|| {
-        let mut features = vec!["libsql", "tokio"];
-        if cfg!(feature = "smol") {
-            features.push("smol");
-        }
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "--example",
-                "loadtest",
-                "--features",
-                &features.join(","),
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the loadtest example failed");
-        let mut path: PathBuf = std::env::current_exe().expect("the test binary's path");
-        path.pop(); // deps/
-        path.pop(); // the profile directory
-        path.push("examples");
-        path.push(format!("loadtest{}", std::env::consts::EXE_SUFFIX));
-        path
-    });
-    Command::new(path)
+    Command::new(example_build::example("loadtest"))
 }
 
 fn run(args: &[&str]) -> Output {

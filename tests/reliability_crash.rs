@@ -17,72 +17,22 @@ mod storage_support;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
+
+mod example_build;
 
 use futures_lite::future::block_on;
 use memory_storage_turso::libsql::LibsqlDatabase;
 use storage_support::{blocking_storage, TempDb};
 use uuid::Uuid;
 
-/// The features this test binary was built with, so that building the example reuses its artifacts.
-fn features() -> String {
-    let all = [
-        ("default", cfg!(feature = "default")),
-        ("libsql", cfg!(feature = "libsql")),
-        ("tokio", cfg!(feature = "tokio")),
-        ("smol", cfg!(feature = "smol")),
-        ("tracing", cfg!(feature = "tracing")),
-        ("remote", cfg!(feature = "remote")),
-        ("replica", cfg!(feature = "replica")),
-        ("r2d2", cfg!(feature = "r2d2")),
-    ];
-    let on: Vec<&str> = all.iter().filter(|(_, on)| *on).map(|(f, _)| *f).collect();
-    on.join(",")
-}
-
 /// Builds the example (a no-op when it is fresh) and returns its path.
 fn crash_writer() -> &'static Path {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .args(["build", "--quiet", "--example", "crash_writer"])
-            .args(["--no-default-features", "--features", &features()])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if !cfg!(debug_assertions) {
-            build.arg("--release");
-        }
-        // Cargo gives this test the package's variables (CARGO_MANIFEST_DIR, CARGO_PKG_*). Some
-        // dependencies' build scripts read them, so passing them on would rebuild the whole tree
-        // under other fingerprints than the ones `cargo test` made.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            let from_cargo_test = name.starts_with("CARGO_PKG_")
-                || [
-                    "CARGO_MANIFEST_DIR",
-                    "CARGO_MANIFEST_PATH",
-                    "CARGO_CRATE_NAME",
-                    "CARGO_PRIMARY_PACKAGE",
-                    "CARGO_TARGET_TMPDIR",
-                ]
-                .contains(&name.as_ref());
-            if from_cargo_test {
-                build.env_remove(name.as_ref());
-            }
-        }
-        let status = build.status().expect("cargo runs");
-        assert!(status.success(), "building the crash_writer example failed");
-        let mut path = std::env::current_exe().expect("the test binary's path");
-        path.pop(); // deps/
-        path.pop(); // the profile directory
-        path.push("examples");
-        path.push(format!("crash_writer{}", std::env::consts::EXE_SUFFIX));
-        path
-    })
+    example_build::example("crash_writer")
 }
 
 fn env(name: &str, default: u64) -> u64 {
