@@ -12,10 +12,8 @@
 //! caller's own `Waker`/`Thread` in its queue entry allocates nothing, and async deadlines are enforced by
 //! one timeout task per pool (see `timeouts.rs`) instead of a timer per wait.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Instant;
 
 use super::error::PoolError;
@@ -86,11 +84,13 @@ pub(crate) enum Begin<C> {
     Queued(usize),
 }
 
-/// Under one lock: fails on a closed pool, else takes free capacity, else queues the caller. An async
-/// caller gives its `deadline`, which the timeout task enforces.
+/// Under one lock: fails on a closed pool, else takes free capacity, else queues the caller and registers
+/// how to wake it, so that it can sleep at once. An async caller gives its `deadline`, which the timeout
+/// task enforces.
 pub(crate) fn begin<M: Manager>(
     shared: &Shared<M>,
     deadline: Option<Instant>,
+    sleeper: Sleeper<'_>,
 ) -> Result<Begin<M::Connection>, PoolError<M::Error>> {
     let mut state = shared.lock();
     if state.closed {
@@ -100,6 +100,7 @@ pub(crate) fn begin<M: Manager>(
         return Ok(Begin::Granted(grant));
     }
     let key = state.waiters.enqueue(deadline);
+    state.waiters.park(key, sleeper);
     // Tell the timeout task if this deadline comes before the one it sleeps towards.
     let earlier = deadline.filter(|d| state.sweep_at.is_none_or(|at| *d < at));
     if earlier.is_some() {
@@ -113,7 +114,7 @@ pub(crate) fn begin<M: Manager>(
 }
 
 /// A queued caller waiting for its grant. Dropping it leaves the queue and passes on a grant that
-/// arrived meanwhile. As a future it serves async callers; threads call [`poll_grant`](Self::poll_grant).
+/// arrived meanwhile. Async callers poll it with their `Waker`, threads with [`wait_until`](Self::wait_until).
 pub(crate) struct Acquire<'a, M: Manager> {
     shared: &'a Arc<Shared<M>>,
     /// Our entry in the wait queue, until the grant is picked up.
@@ -160,15 +161,16 @@ impl<'a, M: Manager> Acquire<'a, M> {
 
     /// Waits on this thread until the grant arrives or `deadline` passes. At the deadline a grant that
     /// arrived meanwhile is taken rather than wasted.
+    /// The thread was registered by [`begin`], so it parks first and looks after each wake-up.
     pub(crate) fn wait_until(mut self, deadline: Option<Instant>) -> Result<Slot<'a, M>, Ended> {
         loop {
+            crate::sync::park_until(deadline);
             if let Poll::Ready(result) = self.poll_grant(Sleeper::Thread) {
                 return result;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return self.give_up().ok_or(Ended::TimedOut);
             }
-            crate::sync::park_until(deadline);
         }
     }
 
@@ -187,14 +189,6 @@ impl<'a, M: Manager> Acquire<'a, M> {
         }
         drop(state);
         Some(Slot::from_grant(self.shared, grant))
-    }
-}
-
-impl<'a, M: Manager> Future for Acquire<'a, M> {
-    type Output = Result<Slot<'a, M>, Ended>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.get_mut().poll_grant(Sleeper::Task(cx.waker()))
     }
 }
 

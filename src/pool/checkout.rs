@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::panic::Location;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
@@ -15,7 +16,7 @@ use super::manager::Manager;
 use super::shared::Shared;
 use super::state::{Effects, Grant, Lease};
 use super::stats::CloseReason;
-use super::waiters::Ended;
+use super::waiters::{Ended, Sleeper};
 use super::Pool;
 
 type Checkout<M> = Result<PooledConnection<M>, PoolError<<M as Manager>::Error>>;
@@ -131,24 +132,36 @@ async fn get_async<M: Manager>(
     };
     let started = Instant::now();
     let deadline = started.checked_add(timeout);
-    let slot = match begin(shared, deadline)? {
-        Begin::Granted(grant) => {
-            match ready_now(shared, Slot::from_grant(shared, grant), started) {
-                Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller),
-                Err(slot) => slot,
+    // Take capacity, or queue with this task's waker, in one critical section; then wait for the grant.
+    let mut waiting: Option<Acquire<'_, M>> = None;
+    let granted = future::poll_fn(|cx| match waiting.as_mut() {
+        None => match begin(shared, deadline, Sleeper::Task(cx.waker())) {
+            Err(error) => Poll::Ready(Err(error)),
+            Ok(Begin::Granted(grant)) => Poll::Ready(Ok((Slot::from_grant(shared, grant), false))),
+            Ok(Begin::Queued(key)) => {
+                waiting = Some(Acquire::queued(shared, key));
+                Poll::Pending
             }
+        },
+        Some(acquire) => acquire.poll_grant(Sleeper::Task(cx.waker())).map(|got| {
+            got.map(|slot| (slot, true))
+                .map_err(|ended| ended_error(shared, ended, started))
+        }),
+    })
+    .await;
+    drop(waiting);
+    let (slot, waited) = granted?;
+    let now = if waited { Instant::now() } else { started };
+    let slot = match ready_now(shared, slot, now) {
+        Ok(guard) => {
+            let waited = if waited {
+                now - started
+            } else {
+                Duration::ZERO
+            };
+            return hand_over(shared, guard, waited, caller);
         }
-        // The timeout task ends the wait at the deadline.
-        Begin::Queued(key) => {
-            let slot = Acquire::queued(shared, key)
-                .await
-                .map_err(|ended| ended_error(shared, ended, started))?;
-            let now = Instant::now();
-            match ready_now(shared, slot, now) {
-                Ok(guard) => return hand_over(shared, guard, now - started, caller),
-                Err(slot) => slot,
-            }
-        }
+        Err(slot) => slot,
     };
     // Opening or checking a connection: under a timer of its own, for what is left of the timeout.
     let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
@@ -169,7 +182,7 @@ fn get_blocking<M: Manager>(
     caller: &'static Location<'static>,
 ) -> Checkout<M> {
     let started = Instant::now();
-    let slot = match begin(shared, None)? {
+    let slot = match begin(shared, None, Sleeper::Thread)? {
         Begin::Granted(grant) => {
             match ready_now(shared, Slot::from_grant(shared, grant), started) {
                 Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller),
