@@ -17,6 +17,7 @@ use super::state::{Effects, Grant, Lease};
 use super::stats::CloseReason;
 use super::waiters::Ended;
 use super::Pool;
+use crate::observe::Span;
 
 type Checkout<M> = Result<PooledConnection<M>, PoolError<<M as Manager>::Error>>;
 
@@ -54,7 +55,11 @@ impl<M: Manager> Pool<M> {
     #[track_caller]
     pub fn get_timeout(&self, timeout: Duration) -> impl Future<Output = Checkout<M>> + Send + '_ {
         let caller = Location::caller();
-        async move { get_async(&self.shared, timeout, caller).await }
+        async move {
+            let span = self.shared.observe.acquire_span();
+            let get = get_async(&self.shared, timeout, caller, &span);
+            span.clone().instrument(get).await
+        }
     }
 
     /// Checks out a connection from a thread, parking it for up to `connection_timeout`. Needs no runtime.
@@ -82,6 +87,8 @@ impl<M: Manager> Pool<M> {
     pub fn try_get(&self) -> Result<Option<PooledConnection<M>>, PoolError<M::Error>> {
         let shared = &self.shared;
         let caller = Location::caller();
+        let span = shared.observe.acquire_span();
+        let _entered = span.enter();
         let started = Instant::now();
         let grant = {
             let mut state = shared.lock();
@@ -94,11 +101,11 @@ impl<M: Manager> Pool<M> {
             }
         };
         let slot = match ready_now(shared, Slot::from_grant(shared, grant), started) {
-            Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller).map(Some),
+            Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller, &span).map(Some),
             Err(slot) => slot,
         };
         let guard = future::block_on(finish(shared, slot, false))?;
-        hand_over(shared, guard, started.elapsed(), caller).map(Some)
+        hand_over(shared, guard, started.elapsed(), caller, &span).map(Some)
     }
 }
 
@@ -125,6 +132,7 @@ async fn get_async<M: Manager>(
     shared: &Arc<Shared<M>>,
     timeout: Duration,
     caller: &'static Location<'static>,
+    span: &Span,
 ) -> Checkout<M> {
     let Some(runtime) = shared.runtime.as_ref() else {
         return Err(PoolError::NoRuntime);
@@ -134,7 +142,7 @@ async fn get_async<M: Manager>(
     let slot = match begin(shared, deadline)? {
         Begin::Granted(grant) => {
             match ready_now(shared, Slot::from_grant(shared, grant), started) {
-                Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller),
+                Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller, span),
                 Err(slot) => slot,
             }
         }
@@ -144,7 +152,7 @@ async fn get_async<M: Manager>(
                 .await
                 .map_err(|ended| ended_error(shared, ended, started))?;
             match ready_now(shared, slot, Instant::now()) {
-                Ok(guard) => return hand_over(shared, guard, started.elapsed(), caller),
+                Ok(guard) => return hand_over(shared, guard, started.elapsed(), caller, span),
                 Err(slot) => slot,
             }
         }
@@ -153,7 +161,7 @@ async fn get_async<M: Manager>(
     let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
     let work = async {
         let guard = finish(shared, slot, true).await?;
-        hand_over(shared, guard, started.elapsed(), caller)
+        hand_over(shared, guard, started.elapsed(), caller, span)
     };
     let expiry = async {
         runtime.sleep(left).await;
@@ -167,11 +175,13 @@ fn get_blocking<M: Manager>(
     timeout: Duration,
     caller: &'static Location<'static>,
 ) -> Checkout<M> {
+    let span = shared.observe.acquire_span();
+    let _entered = span.enter();
     let started = Instant::now();
     let slot = match begin(shared, None)? {
         Begin::Granted(grant) => {
             match ready_now(shared, Slot::from_grant(shared, grant), started) {
-                Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller),
+                Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller, &span),
                 Err(slot) => slot,
             }
         }
@@ -180,13 +190,13 @@ fn get_blocking<M: Manager>(
                 .wait_until(started.checked_add(timeout))
                 .map_err(|ended| ended_error(shared, ended, started))?;
             match ready_now(shared, slot, Instant::now()) {
-                Ok(guard) => return hand_over(shared, guard, started.elapsed(), caller),
+                Ok(guard) => return hand_over(shared, guard, started.elapsed(), caller, &span),
                 Err(slot) => slot,
             }
         }
     };
     let guard = future::block_on(finish(shared, slot, false))?;
-    hand_over(shared, guard, started.elapsed(), caller)
+    hand_over(shared, guard, started.elapsed(), caller, &span)
 }
 
 fn ended_error<M: Manager>(
@@ -202,11 +212,18 @@ fn ended_error<M: Manager>(
 
 fn timed_out<M: Manager>(shared: &Shared<M>, started: Instant) -> PoolError<M::Error> {
     shared.counters.timeout();
-    let state = shared.lock();
+    let (state, last_error) = {
+        let state = shared.lock();
+        (state.gauges(), state.last_error.clone())
+    };
+    let waited = started.elapsed();
+    shared
+        .observe
+        .timed_out(waited, &state, last_error.as_deref());
     PoolError::Timeout(Box::new(TimeoutError {
-        waited: started.elapsed(),
-        state: state.gauges(),
-        last_error: state.last_error.clone(),
+        waited,
+        state,
+        last_error,
     }))
 }
 
@@ -226,34 +243,13 @@ async fn finish<'a, M: Manager>(
                 let reason = match shared.expired(conn, now) {
                     Some(reason) => reason,
                     None if !shared.needs_validation(conn, now) => return Ok(guard),
-                    None => match shared.validate(&mut conn.raw, timed).await {
-                        Ok(()) => {
-                            shared.counters.health_check(true);
-                            return Ok(guard);
-                        }
-                        Err(error) => {
-                            shared.counters.health_check(false);
-                            shared.record_error(&error);
-                            CloseReason::HealthCheck
-                        }
-                    },
+                    None if shared.validate(&mut conn.raw, timed).await => return Ok(guard),
+                    None => CloseReason::HealthCheck,
                 };
                 replace(shared, guard, reason)?
             }
             Slot::Create(permit) => {
-                let mut raw = match shared.manager.connect().await {
-                    Ok(raw) => raw,
-                    Err(error) => {
-                        shared.counters.connect_failed();
-                        shared.record_error(&error);
-                        return Err(PoolError::Connect(error));
-                    }
-                };
-                shared.counters.created();
-                if let Err(error) = hooks::run(&shared.hooks.after_connect, &mut raw) {
-                    shared.close(raw, CloseReason::Broken);
-                    return Err(PoolError::Hook(error));
-                }
+                let raw = shared.open().await?;
                 return match permit.complete(raw, Instant::now()) {
                     Ok(guard) => Ok(guard),
                     Err(raw) => {
@@ -296,6 +292,7 @@ fn hand_over<M: Manager>(
     mut guard: PooledConnection<M>,
     waited: Duration,
     caller: &'static Location<'static>,
+    span: &Span,
 ) -> Checkout<M> {
     if shared.hooks.on_checkout.is_some() {
         if let Err(error) = hooks::run(&shared.hooks.on_checkout, &mut *guard) {
@@ -314,24 +311,36 @@ fn hand_over<M: Manager>(
         guard.lease = Some(shared.lock().add_lease(lease));
     }
     shared.counters.checkout(waited);
+    shared.observe.checked_out(span, waited);
     guard.handed_out = true;
     Ok(guard)
 }
 
 impl<M: Manager> Shared<M> {
-    /// The health check, under `health_check_timeout` when a timer is available.
-    async fn validate(&self, raw: &mut M::Connection, timed: bool) -> Result<(), String> {
-        let check = async { self.manager.validate(raw).await.map_err(|e| e.to_string()) };
-        match (&self.runtime, timed) {
-            (Some(runtime), true) => {
-                let limit = self.config.health_check_timeout;
-                let expiry = async move {
-                    runtime.sleep(limit).await;
-                    Err(format!("health check timed out after {limit:?}"))
-                };
-                future::or(check, expiry).await
+    /// The health check in its span, under `health_check_timeout` when a timer is available. Whether it
+    /// passed; a failure is counted, reported, and remembered for timeout reports.
+    async fn validate(&self, raw: &mut M::Connection, timed: bool) -> bool {
+        let validate = async {
+            let check = async { self.manager.validate(raw).await.map_err(|e| e.to_string()) };
+            let checked = match (&self.runtime, timed) {
+                (Some(runtime), true) => {
+                    let limit = self.config.health_check_timeout;
+                    let expiry = async move {
+                        runtime.sleep(limit).await;
+                        Err(format!("health check timed out after {limit:?}"))
+                    };
+                    future::or(check, expiry).await
+                }
+                _ => check.await,
+            };
+            self.counters.health_check(checked.is_ok());
+            self.observe
+                .health_checked(checked.as_ref().err().map(String::as_str));
+            if let Err(error) = &checked {
+                self.record_error(error);
             }
-            _ => check.await,
-        }
+            checked.is_ok()
+        };
+        self.observe.validate_span().instrument(validate).await
     }
 }
