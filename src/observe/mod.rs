@@ -3,12 +3,15 @@
 //! documented in [`crate::pool`]'s module docs.
 //!
 //! The pool calls an [`Observer`] at the few points where something happens: a checkout is done, a
-//! connection is opened, validated, returned or closed, a wait times out, a leak is found. Every method is
-//! `#[inline]` and compiles to nothing when both features are off, and [`Span`] is then a zero-sized type,
-//! so the pool's fast path does no extra work. With the features on:
+//! connection is opened, validated, returned or closed, a wait times out, a leak is found. Those methods
+//! are `#[inline]` and compile to nothing when both features are off, and [`Span`] is then a zero-sized
+//! type, so the pool's fast path does no extra work. With the features on:
 //!
 //! * spans and events cost one check of `tracing`'s level filter unless a subscriber wants them, so a
-//!   fast-path checkout allocates no span by default (`acquire` and `return` are `TRACE` spans);
+//!   fast-path checkout creates no span by default (`acquire` and `return` are `TRACE` spans). An async
+//!   checkout enters its span around the steps that report and wraps only its slow part in it
+//!   ([`Span::instrument`]), since wrapping the whole checkout future would cost every checkout a move
+//!   of that future (measured: about 25 ns of a 170 ns checkout);
 //! * counters and the wait histogram are handles registered once, when the pool is built, so recording
 //!   is one call on a handle (a branch when no recorder is installed);
 //! * gauges are not touched on the hot path at all: they are sampled from the gate's state (see
@@ -204,6 +207,13 @@ impl Span {
             _inner: self.inner.enter(),
             _span: std::marker::PhantomData,
         }
+    }
+
+    /// Runs `f` inside the span.
+    #[inline]
+    pub(crate) fn in_scope<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _entered = self.enter();
+        f()
     }
 
     /// Runs `future` inside the span: entered on every poll.

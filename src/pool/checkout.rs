@@ -55,11 +55,7 @@ impl<M: Manager> Pool<M> {
     #[track_caller]
     pub fn get_timeout(&self, timeout: Duration) -> impl Future<Output = Checkout<M>> + Send + '_ {
         let caller = Location::caller();
-        async move {
-            let span = self.shared.observe.acquire_span();
-            let get = get_async(&self.shared, timeout, caller, &span);
-            span.clone().instrument(get).await
-        }
+        async move { get_async(&self.shared, timeout, caller).await }
     }
 
     /// Checks out a connection from a thread, parking it for up to `connection_timeout`. Needs no runtime.
@@ -132,17 +128,22 @@ async fn get_async<M: Manager>(
     shared: &Arc<Shared<M>>,
     timeout: Duration,
     caller: &'static Location<'static>,
-    span: &Span,
 ) -> Checkout<M> {
     let Some(runtime) = shared.runtime.as_ref() else {
         return Err(PoolError::NoRuntime);
     };
+    // The acquire span is entered around the steps that report, and wraps only the slow part: wrapping
+    // this whole future would cost the fast path a move of it.
+    let span = shared.observe.acquire_span();
     let started = Instant::now();
     let deadline = started.checked_add(timeout);
     let slot = match begin(shared, deadline)? {
         Begin::Granted(grant) => {
             match ready_now(shared, Slot::from_grant(shared, grant), started) {
-                Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller, span),
+                Ok(guard) => {
+                    return span
+                        .in_scope(|| hand_over(shared, guard, Duration::ZERO, caller, &span))
+                }
                 Err(slot) => slot,
             }
         }
@@ -150,9 +151,12 @@ async fn get_async<M: Manager>(
         Begin::Queued(key) => {
             let slot = Acquire::queued(shared, key)
                 .await
-                .map_err(|ended| ended_error(shared, ended, started))?;
+                .map_err(|ended| span.in_scope(|| ended_error(shared, ended, started)))?;
             match ready_now(shared, slot, Instant::now()) {
-                Ok(guard) => return hand_over(shared, guard, started.elapsed(), caller, span),
+                Ok(guard) => {
+                    let waited = started.elapsed();
+                    return span.in_scope(|| hand_over(shared, guard, waited, caller, &span));
+                }
                 Err(slot) => slot,
             }
         }
@@ -161,13 +165,13 @@ async fn get_async<M: Manager>(
     let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
     let work = async {
         let guard = finish(shared, slot, true).await?;
-        hand_over(shared, guard, started.elapsed(), caller, span)
+        hand_over(shared, guard, started.elapsed(), caller, &span)
     };
     let expiry = async {
         runtime.sleep(left).await;
         Err(timed_out(shared, started))
     };
-    future::or(work, expiry).await
+    span.clone().instrument(future::or(work, expiry)).await
 }
 
 fn get_blocking<M: Manager>(

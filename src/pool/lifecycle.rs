@@ -131,8 +131,8 @@ impl<M: Manager> Pool<M> {
         Ok(())
     }
 
-    /// One round of maintenance: closes expired and idled-out connections, reports leaks, and opens
-    /// connections up to `min_idle`. The background task (with a runtime adapter) runs this every
+    /// One round of maintenance: closes expired and idled-out connections, reports leaks, opens
+    /// connections up to `min_idle`, and publishes the gauges (feature `metrics`). The background task (with a runtime adapter) runs this every
     /// `maintenance_interval`; call it yourself to do so without one.
     pub async fn maintain(&self) {
         self.shared.maintain().await;

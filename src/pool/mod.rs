@@ -281,9 +281,10 @@ impl<M: Manager> Pool<M> {
     /// Publishes the pool's gauges (feature `metrics`): open, in use, idle, connecting, max and waiting,
     /// read in one critical section from the state that gates checkouts, like [`state`](Self::state).
     ///
-    /// The maintenance task (with a runtime adapter) does this every `maintenance_interval`, and closing
-    /// the pool does it once more. Call it before a scrape for gauges that are exact at that moment, or
-    /// in a loop of your own on a pool without a runtime adapter.
+    /// Every round of maintenance does this too (the background task, with a runtime adapter, every
+    /// `maintenance_interval`; or [`maintain`](Self::maintain)), and so does closing the pool. Call it
+    /// before a scrape for gauges that are exact at that moment, or in a loop of your own on a pool
+    /// without a runtime adapter.
     #[cfg(feature = "metrics")]
     pub fn record_metrics(&self) {
         self.shared.observe.publish(|| self.shared.gauges());
