@@ -16,22 +16,27 @@ use crate::pool::PoolState;
 /// The target of every span and event of the pool.
 pub(super) const TARGET: &str = "memory_storage_turso::pool";
 
+#[inline]
 pub(super) fn acquire(pool: &str) -> Span {
     tracing::trace_span!(target: TARGET, "acquire", pool, wait_us = Empty)
 }
 
+#[inline]
 pub(super) fn create(pool: &str) -> Span {
     tracing::debug_span!(target: TARGET, "create", pool)
 }
 
+#[inline]
 pub(super) fn validate(pool: &str) -> Span {
     tracing::debug_span!(target: TARGET, "validate", pool)
 }
 
+#[inline]
 pub(super) fn check_in(pool: &str) -> Span {
     tracing::trace_span!(target: TARGET, "return", pool)
 }
 
+#[inline]
 pub(super) fn close(pool: &str, reason: &'static str) -> Span {
     tracing::debug_span!(target: TARGET, "close", pool, reason)
 }
@@ -88,6 +93,7 @@ pub(super) fn leak_returned(pool: &str, caller: &'static Location<'static>, held
     );
 }
 
+#[inline]
 pub(super) fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
