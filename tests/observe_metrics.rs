@@ -291,20 +291,23 @@ fn age_based_closes_are_counted_by_reason() {
             .build()
             .unwrap(),
     );
-    // Check out and return until the clock has passed each limit and the pool noticed.
-    wait_until("a connection idled out", || {
-        drop(idle.get_blocking().unwrap());
+    // Open a connection in each, then run maintenance until the clock has passed the limit and the
+    // reaper closed it (a round of maintenance also publishes the gauges).
+    drop(idle.get_blocking().unwrap());
+    drop(old.get_blocking().unwrap());
+    wait_until("the connection idled out", || {
+        idle.maintain_blocking();
         idle.statistics().closed.idle_timeout > 0
     });
-    wait_until("a connection reached its lifetime", || {
-        drop(old.get_blocking().unwrap());
+    wait_until("the connection reached its lifetime", || {
+        old.maintain_blocking();
         old.statistics().closed.max_lifetime > 0
     });
-    idle.record_metrics();
-    old.record_metrics();
     let metrics = Metrics::taken(&snapshotter);
     for pool in [&idle, &old] {
-        assert_agree(&metrics, pool.name(), &pool.statistics());
+        let stats = pool.statistics();
+        assert_eq!((stats.total_created, stats.size), (1, 0));
+        assert_agree(&metrics, pool.name(), &stats);
     }
     assert!(metrics.counter(CLOSED, "idle", &[("reason", "idle_timeout")]) > 0);
     assert!(metrics.counter(CLOSED, "old", &[("reason", "max_lifetime")]) > 0);
