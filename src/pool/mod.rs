@@ -82,7 +82,9 @@
 //!
 //! `create` and `validate` nest in the `acquire` that needed them. A span that no subscriber wants costs
 //! one level check, and the two spans of every checkout are TRACE, so that turning on DEBUG for the
-//! target does not build spans on the fast path.
+//! target does not build spans on the fast path. With `tracing-subscriber`, for example, the filter
+//! `memory_storage_turso::pool=debug` shows connects, health checks, closes and every problem, and
+//! `memory_storage_turso::pool=trace` adds each checkout (with its wait) and return.
 //!
 //! **`metrics`**: through the [`metrics`](https://docs.rs/metrics/0.24) facade, every metric labelled
 //! `pool`. Handles are registered with the recorder in place when the pool is built, so install yours
