@@ -9,6 +9,10 @@
 //!   `ConnectionPool`, and the r2d2 facade (feature `libsql`, on by default).
 //! * `storage`: `TursoStorage`, episodic memory (episodes, patterns, heuristics) on the pool, with
 //!   retries and a circuit breaker in `ResilientStorage` (feature `libsql`).
+//!
+//! Features `tracing` (spans and events) and `metrics` (gauges, counters and a wait histogram on the
+//! `metrics` facade) make the pool observable; both are off by default and cost nothing then. The span,
+//! event and metric names are listed under [Observability](pool#observability).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -16,12 +20,12 @@
 pub mod guide;
 #[cfg(feature = "libsql")]
 pub mod libsql;
+mod observe;
 pub mod pool;
 pub mod rt;
 #[cfg(feature = "libsql")]
 pub mod storage;
 mod sync;
-mod trace;
 
 // The older crate's top-level names, so that its users' imports keep working.
 #[cfg(feature = "libsql")]

@@ -215,16 +215,17 @@ impl LanedPoolBuilder {
             .statement_cache_capacity(self.statement_cache_capacity);
         let writer = manager.clone().transaction_mode(TransactionMode::Immediate);
         let reader = manager.query_only(true);
-        let write = self.lane(writer, 1)?;
-        let read = self.lane(reader, self.readers)?;
+        let write = self.lane("write", writer, 1)?;
+        let read = self.lane("read", reader, self.readers)?;
         Ok(LanedPool { write, read })
     }
 
-    fn lane(&self, manager: LibsqlManager, size: usize) -> Result<LibsqlPool> {
+    /// One lane: a pool named `name` (its metrics' `pool` label) of `size` connections.
+    fn lane(&self, name: &str, manager: LibsqlManager, size: usize) -> Result<LibsqlPool> {
         let mut config = self.config.clone();
         config.max_connections = size;
         config.min_idle = config.min_idle.min(size);
-        let mut builder = Pool::builder(manager).config(config);
+        let mut builder = Pool::builder(manager).config(config).name(name);
         if let Some(apply) = &self.runtime {
             builder = apply(builder);
         }

@@ -18,6 +18,7 @@ use super::state::{Effects, Grant, Lease};
 use super::stats::CloseReason;
 use super::waiters::{Ended, Sleeper};
 use super::Pool;
+use crate::observe::Span;
 
 type Checkout<M> = Result<PooledConnection<M>, PoolError<<M as Manager>::Error>>;
 
@@ -83,6 +84,8 @@ impl<M: Manager> Pool<M> {
     pub fn try_get(&self) -> Result<Option<PooledConnection<M>>, PoolError<M::Error>> {
         let shared = &self.shared;
         let caller = Location::caller();
+        let span = shared.observe.acquire_span();
+        let _entered = span.enter();
         let started = Instant::now();
         let grant = {
             let mut state = shared.lock();
@@ -95,11 +98,11 @@ impl<M: Manager> Pool<M> {
             }
         };
         let slot = match ready_now(shared, Slot::from_grant(shared, grant), started) {
-            Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller).map(Some),
+            Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller, &span).map(Some),
             Err(slot) => slot,
         };
         let guard = future::block_on(finish(shared, slot, false))?;
-        hand_over(shared, guard, started.elapsed(), caller).map(Some)
+        hand_over(shared, guard, started.elapsed(), caller, &span).map(Some)
     }
 }
 
@@ -130,9 +133,13 @@ async fn get_async<M: Manager>(
     let Some(runtime) = shared.runtime.as_ref() else {
         return Err(PoolError::NoRuntime);
     };
+    // The acquire span is entered around the steps that report, and wraps only the slow part: wrapping
+    // this whole future would cost the fast path a move of it.
+    let span = shared.observe.acquire_span();
     let started = Instant::now();
     let deadline = started.checked_add(timeout);
     // Take capacity, or queue with this task's waker, in one critical section; then wait for the grant.
+    // The timeout task ends the wait at the deadline.
     let mut waiting: Option<Acquire<'_, M>> = None;
     let granted = future::poll_fn(|cx| match waiting.as_mut() {
         None => match begin(shared, deadline, Sleeper::Task(cx.waker())) {
@@ -145,7 +152,7 @@ async fn get_async<M: Manager>(
         },
         Some(acquire) => acquire.poll_grant(Sleeper::Task(cx.waker())).map(|got| {
             got.map(|slot| (slot, true))
-                .map_err(|ended| ended_error(shared, ended, started))
+                .map_err(|ended| span.in_scope(|| ended_error(shared, ended, started)))
         }),
     })
     .await;
@@ -159,7 +166,7 @@ async fn get_async<M: Manager>(
             } else {
                 Duration::ZERO
             };
-            return hand_over(shared, guard, waited, caller);
+            return span.in_scope(|| hand_over(shared, guard, waited, caller, &span));
         }
         Err(slot) => slot,
     };
@@ -167,13 +174,13 @@ async fn get_async<M: Manager>(
     let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
     let work = async {
         let guard = finish(shared, slot, true).await?;
-        hand_over(shared, guard, started.elapsed(), caller)
+        hand_over(shared, guard, started.elapsed(), caller, &span)
     };
     let expiry = async {
         runtime.sleep(left).await;
         Err(timed_out(shared, started))
     };
-    future::or(work, expiry).await
+    span.clone().instrument(future::or(work, expiry)).await
 }
 
 fn get_blocking<M: Manager>(
@@ -181,11 +188,13 @@ fn get_blocking<M: Manager>(
     timeout: Duration,
     caller: &'static Location<'static>,
 ) -> Checkout<M> {
+    let span = shared.observe.acquire_span();
+    let _entered = span.enter();
     let started = Instant::now();
     let slot = match begin(shared, None, Sleeper::Thread)? {
         Begin::Granted(grant) => {
             match ready_now(shared, Slot::from_grant(shared, grant), started) {
-                Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller),
+                Ok(guard) => return hand_over(shared, guard, Duration::ZERO, caller, &span),
                 Err(slot) => slot,
             }
         }
@@ -195,13 +204,13 @@ fn get_blocking<M: Manager>(
                 .map_err(|ended| ended_error(shared, ended, started))?;
             let now = Instant::now();
             match ready_now(shared, slot, now) {
-                Ok(guard) => return hand_over(shared, guard, now - started, caller),
+                Ok(guard) => return hand_over(shared, guard, now - started, caller, &span),
                 Err(slot) => slot,
             }
         }
     };
     let guard = future::block_on(finish(shared, slot, false))?;
-    hand_over(shared, guard, started.elapsed(), caller)
+    hand_over(shared, guard, started.elapsed(), caller, &span)
 }
 
 fn ended_error<M: Manager>(
@@ -217,11 +226,18 @@ fn ended_error<M: Manager>(
 
 fn timed_out<M: Manager>(shared: &Shared<M>, started: Instant) -> PoolError<M::Error> {
     shared.counters.timeout();
-    let state = shared.lock();
+    let (state, last_error) = {
+        let state = shared.lock();
+        (state.gauges(), state.last_error.clone())
+    };
+    let waited = started.elapsed();
+    shared
+        .observe
+        .timed_out(waited, &state, last_error.as_deref());
     PoolError::Timeout(Box::new(TimeoutError {
-        waited: started.elapsed(),
-        state: state.gauges(),
-        last_error: state.last_error.clone(),
+        waited,
+        state,
+        last_error,
     }))
 }
 
@@ -241,34 +257,13 @@ async fn finish<'a, M: Manager>(
                 let reason = match shared.expired(conn, now) {
                     Some(reason) => reason,
                     None if !shared.needs_validation(conn, now) => return Ok(guard),
-                    None => match shared.validate(&mut conn.raw, timed).await {
-                        Ok(()) => {
-                            shared.counters.health_check(true);
-                            return Ok(guard);
-                        }
-                        Err(error) => {
-                            shared.counters.health_check(false);
-                            shared.record_error(&error);
-                            CloseReason::HealthCheck
-                        }
-                    },
+                    None if shared.validate(&mut conn.raw, timed).await => return Ok(guard),
+                    None => CloseReason::HealthCheck,
                 };
                 replace(shared, guard, reason)?
             }
             Slot::Create(permit) => {
-                let mut raw = match shared.manager.connect().await {
-                    Ok(raw) => raw,
-                    Err(error) => {
-                        shared.counters.connect_failed();
-                        shared.record_error(&error);
-                        return Err(PoolError::Connect(error));
-                    }
-                };
-                shared.counters.created();
-                if let Err(error) = hooks::run(&shared.hooks.after_connect, &mut raw) {
-                    shared.close(raw, CloseReason::Broken);
-                    return Err(PoolError::Hook(error));
-                }
+                let raw = shared.open().await?;
                 return match permit.complete(raw, Instant::now()) {
                     Ok(guard) => Ok(guard),
                     Err(raw) => {
@@ -313,6 +308,7 @@ fn hand_over<M: Manager>(
     mut guard: PooledConnection<M>,
     waited: Duration,
     caller: &'static Location<'static>,
+    span: &Span,
 ) -> Checkout<M> {
     if shared.hooks.on_checkout.is_some() {
         if let Err(error) = hooks::run(&shared.hooks.on_checkout, &mut *guard) {
@@ -331,24 +327,36 @@ fn hand_over<M: Manager>(
         guard.lease = Some(shared.lock().add_lease(lease));
     }
     shared.counters.checkout(waited);
+    shared.observe.checked_out(span, waited);
     guard.handed_out = true;
     Ok(guard)
 }
 
 impl<M: Manager> Shared<M> {
-    /// The health check, under `health_check_timeout` when a timer is available.
-    async fn validate(&self, raw: &mut M::Connection, timed: bool) -> Result<(), String> {
-        let check = async { self.manager.validate(raw).await.map_err(|e| e.to_string()) };
-        match (&self.runtime, timed) {
-            (Some(runtime), true) => {
-                let limit = self.config.health_check_timeout;
-                let expiry = async move {
-                    runtime.sleep(limit).await;
-                    Err(format!("health check timed out after {limit:?}"))
-                };
-                future::or(check, expiry).await
+    /// The health check in its span, under `health_check_timeout` when a timer is available. Whether it
+    /// passed; a failure is counted, reported, and remembered for timeout reports.
+    async fn validate(&self, raw: &mut M::Connection, timed: bool) -> bool {
+        let validate = async {
+            let check = async { self.manager.validate(raw).await.map_err(|e| e.to_string()) };
+            let checked = match (&self.runtime, timed) {
+                (Some(runtime), true) => {
+                    let limit = self.config.health_check_timeout;
+                    let expiry = async move {
+                        runtime.sleep(limit).await;
+                        Err(format!("health check timed out after {limit:?}"))
+                    };
+                    future::or(check, expiry).await
+                }
+                _ => check.await,
+            };
+            self.counters.health_check(checked.is_ok());
+            self.observe
+                .health_checked(checked.as_ref().err().map(String::as_str));
+            if let Err(error) = &checked {
+                self.record_error(error);
             }
-            _ => check.await,
-        }
+            checked.is_ok()
+        };
+        self.observe.validate_span().instrument(validate).await
     }
 }

@@ -9,11 +9,9 @@ use futures_lite::future;
 
 use super::config::{ConfigError, MAX_POOL_SIZE};
 use super::error::{PoolError, PoolState};
-use super::hooks;
 use super::manager::Manager;
 use super::shared::Shared;
 use super::state::{Effects, State};
-use super::stats::CloseReason;
 use super::Pool;
 
 /// What [`Pool::shutdown`] found at its deadline.
@@ -133,8 +131,8 @@ impl<M: Manager> Pool<M> {
         Ok(())
     }
 
-    /// One round of maintenance: closes expired and idled-out connections, reports leaks, and opens
-    /// connections up to `min_idle`. The background task (with a runtime adapter) runs this every
+    /// One round of maintenance: closes expired and idled-out connections, reports leaks, opens
+    /// connections up to `min_idle`, and publishes the gauges (feature `metrics`). The background task (with a runtime adapter) runs this every
     /// `maintenance_interval`; call it yourself to do so without one.
     pub async fn maintain(&self) {
         self.shared.maintain().await;
@@ -178,6 +176,7 @@ impl<M: Manager> Shared<M> {
         drop(state);
         self.closing.notify(usize::MAX);
         self.apply_released(effects, drained);
+        self.observe.publish(|| self.gauges());
     }
 
     fn drain_report(&self) -> ShutdownReport {
@@ -197,7 +196,7 @@ impl<M: Manager> Shared<M> {
         let refill = {
             let mut state = self.lock();
             state.reap(now, self.config.min_idle, &mut effects);
-            self.report_leaks(&mut state, now);
+            self.report_leaks(&mut state, now, &mut effects);
             self.reserve_refill(&mut state)
         };
         self.apply(effects);
@@ -206,6 +205,7 @@ impl<M: Manager> Shared<M> {
                 break;
             }
         }
+        self.observe.publish(|| self.gauges());
     }
 
     /// Reserves slots to bring the idle count up to `min_idle`, within the maximum. Waiters are served
@@ -226,24 +226,7 @@ impl<M: Manager> Shared<M> {
 
     /// Opens one connection in a reserved slot and puts it in the pool. Releases the slot on failure.
     async fn open_idle(self: &Arc<Self>) -> bool {
-        let raw = match self.manager.connect().await {
-            Ok(mut raw) => {
-                self.counters.created();
-                match hooks::run(&self.hooks.after_connect, &mut raw) {
-                    Ok(()) => Some(raw),
-                    Err(_) => {
-                        self.close(raw, CloseReason::Broken);
-                        None
-                    }
-                }
-            }
-            Err(error) => {
-                self.counters.connect_failed();
-                self.record_error(&error);
-                None
-            }
-        };
-        let Some(raw) = raw else {
+        let Ok(raw) = self.open().await else {
             self.release(true, None);
             return false;
         };
@@ -260,7 +243,12 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Marks leases that crossed the threshold as reported, and says so once per lease.
-    pub(crate) fn report_leaks(&self, state: &mut State<M::Connection>, now: Instant) {
+    pub(crate) fn report_leaks(
+        &self,
+        state: &mut State<M::Connection>,
+        now: Instant,
+        effects: &mut Effects<M::Connection>,
+    ) {
         let Some(threshold) = self.config.leak_detection_threshold else {
             return;
         };
@@ -268,7 +256,7 @@ impl<M: Manager> Shared<M> {
             let held_for = now.saturating_duration_since(lease.since);
             if !lease.reported && held_for >= threshold {
                 lease.reported = true;
-                crate::trace::leak(lease.caller, held_for);
+                effects.notes.leak(lease.caller, held_for);
             }
         }
     }
@@ -281,10 +269,12 @@ pub(crate) fn spawn_maintenance<M: Manager>(shared: &Arc<Shared<M>>) {
         return;
     };
     let config = &shared.config;
+    // With the `metrics` feature, each round also publishes the gauges.
     let needed = config.min_idle > 0
         || config.idle_timeout.is_some()
         || config.max_lifetime.is_some()
-        || config.leak_detection_threshold.is_some();
+        || config.leak_detection_threshold.is_some()
+        || cfg!(feature = "metrics");
     if !needed {
         return;
     }

@@ -54,6 +54,96 @@
 //! assert!(stats.total_created <= 2);
 //! assert_eq!(stats.total_checkouts, 4);
 //! ```
+//!
+//! # Observability
+//!
+//! Two optional features report what the pool does. With both off their calls compile to nothing, and
+//! [`statistics`](Pool::statistics) is still there. Name each pool of a process with
+//! [`PoolBuilder::name`] (default `"default"`; the libSQL lanes are `"write"` and `"read"`).
+//!
+//! **`tracing`**: spans and events with target `memory_storage_turso::pool` and a `pool` field.
+//!
+//! | span | level | covers | other fields |
+//! |---|---|---|---|
+//! | `acquire` | TRACE | a checkout, from the call to the hand-over or the error | `wait_us`, recorded at the hand-over (0 on the fast path) |
+//! | `create` | DEBUG | opening a connection: `connect` and the `after_connect` hook | |
+//! | `validate` | DEBUG | a health check | |
+//! | `return` | TRACE | a check-in: `is_broken`, `reset`, the `on_return` hook, back to the pool | |
+//! | `close` | DEBUG | closing (dropping) a connection | `reason` |
+//!
+//! | event | level | fields |
+//! |---|---|---|
+//! | `checkout timed out` | WARN | `waited_ms`, `size`, `idle`, `in_use`, `connecting`, `waiting`, `max_size`, `last_error` |
+//! | `could not open a connection` | WARN | `error` |
+//! | `health check failed; closing the connection` | WARN | `error` |
+//! | `connection broken ...; closing it` (in `close`) | INFO | |
+//! | `connection held longer than the leak detection threshold ...` | WARN | `caller`, `held_for_ms` |
+//! | `a connection reported as leaked was returned` | INFO | `caller`, `held_for_ms` |
+//!
+//! `create` and `validate` nest in the `acquire` that needed them. A span that no subscriber wants costs
+//! one level check, and the two spans of every checkout are TRACE, so that turning on DEBUG for the
+//! target does not build spans on the fast path. With `tracing-subscriber`, for example, the filter
+//! `memory_storage_turso::pool=debug` shows connects, health checks, closes and every problem, and
+//! `memory_storage_turso::pool=trace` adds each checkout (with its wait) and return.
+//!
+//! **`metrics`**: through the [`metrics`](https://docs.rs/metrics/0.24) facade, every metric labelled
+//! `pool`. Handles are registered with the recorder in place when the pool is built, so install yours
+//! first (`metrics::with_local_recorder` works too).
+//!
+//! | metric | kind | what |
+//! |---|---|---|
+//! | `memory_storage_turso_pool_connections_open` | gauge | `size`: idle + in use + connecting |
+//! | `memory_storage_turso_pool_connections_in_use` | gauge | held by callers |
+//! | `memory_storage_turso_pool_connections_idle` | gauge | idle in the pool |
+//! | `memory_storage_turso_pool_connections_connecting` | gauge | slots being opened |
+//! | `memory_storage_turso_pool_connections_max` | gauge | the current maximum size |
+//! | `memory_storage_turso_pool_waiting` | gauge | callers queued |
+//! | `memory_storage_turso_pool_connections_created_total` | counter | connections opened |
+//! | `memory_storage_turso_pool_connections_closed_total` | counter | closed, by `reason`: `broken`, `idle_timeout`, `max_lifetime`, `health_check`, `retired` |
+//! | `memory_storage_turso_pool_checkouts_total` | counter | successful checkouts |
+//! | `memory_storage_turso_pool_timeouts_total` | counter | checkouts that timed out |
+//! | `memory_storage_turso_pool_connect_failures_total` | counter | failed connects |
+//! | `memory_storage_turso_pool_health_checks_total` | counter | health checks, by `result`: `passed`, `failed` |
+//! | `memory_storage_turso_pool_checkout_wait_seconds` | histogram | wait of each successful checkout (0 on the fast path) |
+//!
+//! Counters and the histogram are recorded as their events happen, next to the counters of
+//! [`PoolStatistics`], so they agree with it. Gauges are *sampled* instead of being set on every change,
+//! which would put a store per gauge into every checkout and return: each sample is read in one critical
+//! section from the state that gates checkouts (the same read as [`state`](Pool::state)), and is
+//! published by `Pool::record_metrics`, by every round of the maintenance task (every
+//! `maintenance_interval` with a runtime adapter; the feature makes that task run), and when the pool
+//! closes. Call `record_metrics` before a scrape for exact gauges.
+//!
+//! ```
+//! # #[cfg(feature = "metrics")] {
+//! # use memory_storage_turso::pool::{Manager, Pool};
+//! # struct Unit;
+//! # impl Manager for Unit {
+//! #     type Connection = ();
+//! #     type Error = std::convert::Infallible;
+//! #     async fn connect(&self) -> Result<(), Self::Error> { Ok(()) }
+//! # }
+//! use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+//!
+//! let recorder = DebuggingRecorder::new();
+//! let snapshotter = recorder.snapshotter();
+//! // The pool registers its metrics with the recorder in place when it is built.
+//! let pool = metrics::with_local_recorder(&recorder, || Pool::builder(Unit).name("jobs").build())
+//!     .unwrap();
+//! let conn = pool.get_blocking().unwrap();
+//! pool.record_metrics(); // publishes the gauges now
+//! let snapshot = snapshotter.snapshot().into_vec();
+//! let value = |name: &str| {
+//!     let found = snapshot.iter().find(|(key, ..)| key.key().name() == name);
+//!     found.map(|(.., value)| value)
+//! };
+//! let checkouts = value("memory_storage_turso_pool_checkouts_total");
+//! assert!(matches!(checkouts, Some(DebugValue::Counter(1))));
+//! let in_use = value("memory_storage_turso_pool_connections_in_use");
+//! assert!(matches!(in_use, Some(DebugValue::Gauge(n)) if n.0 == 1.0));
+//! drop(conn);
+//! # }
+//! ```
 
 mod acquire;
 mod checkout;
@@ -82,6 +172,8 @@ pub use hooks::Hook;
 pub use lifecycle::{ShutdownReport, SuspectedLeak};
 pub use manager::Manager;
 pub use stats::{ClosedConnections, PoolStatistics};
+
+pub(crate) use stats::CloseReason;
 
 use crate::rt::{DynRuntime, Runtime};
 use shared::Shared;
@@ -129,6 +221,7 @@ impl<M: Manager> Pool<M> {
             config: PoolConfig::default(),
             hooks: hooks::Hooks::default(),
             runtime: None,
+            name: Arc::from("default"),
         }
     }
 
@@ -184,6 +277,23 @@ impl<M: Manager> Pool<M> {
         &self.shared.manager
     }
 
+    /// The pool's name (see [`PoolBuilder::name`]).
+    pub fn name(&self) -> &str {
+        self.shared.observe.name()
+    }
+
+    /// Publishes the pool's gauges (feature `metrics`): open, in use, idle, connecting, max and waiting,
+    /// read in one critical section from the state that gates checkouts, like [`state`](Self::state).
+    ///
+    /// Every round of maintenance does this too (the background task, with a runtime adapter, every
+    /// `maintenance_interval`; or [`maintain`](Self::maintain)), and so does closing the pool. Call it
+    /// before a scrape for gauges that are exact at that moment, or in a loop of your own on a pool
+    /// without a runtime adapter.
+    #[cfg(feature = "metrics")]
+    pub fn record_metrics(&self) {
+        self.shared.observe.publish(|| self.shared.gauges());
+    }
+
     /// The configuration the pool was built with (`max_connections` as built; see
     /// [`state`](Self::state) for the current maximum after a [`resize`](Self::resize)).
     pub fn config(&self) -> &PoolConfig {
@@ -198,9 +308,18 @@ pub struct PoolBuilder<M: Manager> {
     config: PoolConfig,
     hooks: hooks::Hooks<M::Connection>,
     runtime: Option<Arc<dyn DynRuntime>>,
+    name: Arc<str>,
 }
 
 impl<M: Manager> PoolBuilder<M> {
+    /// Names the pool: the `pool` label of its metrics and the `pool` field of its spans and events.
+    /// Default `"default"`; give each pool of a process its own name (the libSQL lanes are `"write"`
+    /// and `"read"`).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Arc::from(name);
+        self
+    }
+
     /// Uses `config` instead of the defaults.
     pub fn config(mut self, config: PoolConfig) -> Self {
         self.config = config;
@@ -252,6 +371,7 @@ impl<M: Manager> PoolBuilder<M> {
             self.config,
             self.hooks,
             self.runtime,
+            self.name,
         ));
         lifecycle::spawn_maintenance(&shared);
         timeouts::spawn(&shared);

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use event_listener::Event;
 
 use super::config::PoolConfig;
-use super::error::PoolState;
+use super::error::{PoolError, PoolState};
 use super::hooks::{self, Hooks};
 use super::manager::Manager;
 use super::state::{Conn, Effects, State};
 use super::stats::{CloseReason, Counters};
+use crate::observe::Observer;
 use crate::rt::DynRuntime;
 use crate::sync::{lock, Mutex, MutexGuard};
 
@@ -24,6 +25,8 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) runtime: Option<Arc<dyn DynRuntime>>,
     pub(crate) state: Mutex<State<M::Connection>>,
     pub(crate) counters: Counters,
+    /// Spans, events and metrics (see `crate::observe`).
+    pub(crate) observe: Observer,
     /// Notified whenever a closed pool's last held slot is released.
     pub(crate) drained: Event,
     /// Notified once when the pool closes, to stop the background tasks.
@@ -39,6 +42,7 @@ impl<M: Manager> Shared<M> {
         config: PoolConfig,
         hooks: Hooks<M::Connection>,
         runtime: Option<Arc<dyn DynRuntime>>,
+        name: Arc<str>,
     ) -> Self {
         Self {
             state: Mutex::new(State::new(config.max_connections)),
@@ -47,6 +51,7 @@ impl<M: Manager> Shared<M> {
             hooks,
             runtime,
             counters: Counters::default(),
+            observe: Observer::new(name),
             drained: Event::new(),
             closing: Event::new(),
             deadlines: Event::new(),
@@ -62,7 +67,7 @@ impl<M: Manager> Shared<M> {
         self.lock().gauges()
     }
 
-    /// Carries out what a critical section decided: wakes waiters, then closes connections.
+    /// Carries out what a critical section decided: wakes waiters, closes connections, then reports.
     pub(crate) fn apply(&self, effects: Effects<M::Connection>) {
         for waiter in effects.wake {
             waiter.wake();
@@ -70,6 +75,7 @@ impl<M: Manager> Shared<M> {
         for (conn, reason) in effects.close {
             self.close(conn, reason);
         }
+        self.observe.emit(effects.notes);
     }
 
     /// Applies `effects`, and tells `shutdown` if a closed pool has just drained.
@@ -82,6 +88,9 @@ impl<M: Manager> Shared<M> {
 
     pub(crate) fn close(&self, conn: M::Connection, reason: CloseReason) {
         self.counters.closed(reason);
+        let span = self.observe.close_span(reason);
+        let _entered = span.enter();
+        self.observe.closed(reason);
         // A connection's destructor is user code: a panic there must not unwind into the pool.
         let _ = catch_unwind(AssertUnwindSafe(move || drop(conn)));
     }
@@ -149,6 +158,8 @@ impl<M: Manager> Shared<M> {
         lease: Option<usize>,
         handed_out: bool,
     ) {
+        let span = self.observe.return_span();
+        let _entered = span.enter();
         let manager = &self.manager;
         let healthy = catch_unwind(AssertUnwindSafe(|| {
             !manager.is_broken(&mut conn.raw)
@@ -160,7 +171,7 @@ impl<M: Manager> Shared<M> {
         let mut effects = Effects::default();
         let mut state = self.lock();
         if let Some(key) = lease {
-            self.end_lease(&mut state, key, now);
+            self.end_lease(&mut state, key, now, &mut effects);
         }
         if !healthy {
             effects.close.push((conn.raw, CloseReason::Broken));
@@ -186,7 +197,7 @@ impl<M: Manager> Shared<M> {
         let mut effects = Effects::default();
         let mut state = self.lock();
         if let Some(key) = lease {
-            self.end_lease(&mut state, key, Instant::now());
+            self.end_lease(&mut state, key, Instant::now(), &mut effects);
         }
         state.release(connecting, &mut effects);
         let drained = state.closed && state.in_use + state.connecting == 0;
@@ -196,16 +207,44 @@ impl<M: Manager> Shared<M> {
 
     /// Ends a checkout's lease; a leak that was reported is reported as returned. Also checks the other
     /// leases, so that leaks are found without a maintenance task.
-    fn end_lease(&self, state: &mut State<M::Connection>, key: usize, now: Instant) {
+    fn end_lease(
+        &self,
+        state: &mut State<M::Connection>,
+        key: usize,
+        now: Instant,
+        effects: &mut Effects<M::Connection>,
+    ) {
         if let Some(lease) = state.leases[key].take() {
             if lease.reported {
-                crate::trace::leak_returned(
-                    lease.caller,
-                    now.saturating_duration_since(lease.since),
-                );
+                let held_for = now.saturating_duration_since(lease.since);
+                effects.notes.leak_returned(lease.caller, held_for);
             }
         }
-        self.report_leaks(state, now);
+        self.report_leaks(state, now, effects);
+    }
+
+    /// Opens a connection and runs the `after_connect` hook on it, in the `create` span. A failed connect
+    /// is counted and remembered for timeout reports; a failed hook closes the connection.
+    pub(crate) async fn open(&self) -> Result<M::Connection, PoolError<M::Error>> {
+        let open = async {
+            let mut raw = match self.manager.connect().await {
+                Ok(raw) => raw,
+                Err(error) => {
+                    self.counters.connect_failed();
+                    self.observe.connect_failed(&error);
+                    self.record_error(&error);
+                    return Err(PoolError::Connect(error));
+                }
+            };
+            self.counters.created();
+            self.observe.created();
+            if let Err(error) = hooks::run(&self.hooks.after_connect, &mut raw) {
+                self.close(raw, CloseReason::Broken);
+                return Err(PoolError::Hook(error));
+            }
+            Ok(raw)
+        };
+        self.observe.create_span().instrument(open).await
     }
 
     /// Remembers the last connect or validation error for timeout reports.

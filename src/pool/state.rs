@@ -16,6 +16,7 @@ use super::config::ReuseOrder;
 use super::error::PoolState;
 use super::stats::CloseReason;
 use super::waiters::{WaitQueue, Wake};
+use crate::observe::Notes;
 
 /// An open connection with its deadlines, computed when it is created or returned so that checkout only
 /// compares instants. The pool keeps it boxed, so that checkout and return move a pointer, not the
@@ -53,6 +54,8 @@ pub(crate) enum Grant<C> {
 pub(crate) struct Effects<C> {
     pub(crate) wake: Few<Wake>,
     pub(crate) close: Few<(C, CloseReason)>,
+    /// Reports for the observer (zero-sized without the `tracing` feature).
+    pub(crate) notes: Notes,
 }
 
 impl<C> Default for Effects<C> {
@@ -60,13 +63,14 @@ impl<C> Default for Effects<C> {
         Self {
             wake: Few::default(),
             close: Few::default(),
+            notes: Notes::default(),
         }
     }
 }
 
 impl<C> Effects<C> {
     pub(crate) fn is_empty(&self) -> bool {
-        self.wake.is_empty() && self.close.is_empty()
+        self.wake.is_empty() && self.close.is_empty() && self.notes.is_empty()
     }
 }
 

@@ -12,6 +12,7 @@ fn features() -> String {
         ("tokio", cfg!(feature = "tokio")),
         ("smol", cfg!(feature = "smol")),
         ("tracing", cfg!(feature = "tracing")),
+        ("metrics", cfg!(feature = "metrics")),
         ("remote", cfg!(feature = "remote")),
         ("replica", cfg!(feature = "replica")),
         ("r2d2", cfg!(feature = "r2d2")),
