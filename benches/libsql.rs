@@ -75,6 +75,8 @@
 //! workers. CPU time per operation does not depend on the load, but it misses time spent waiting (for
 //! a lock, a wake-up, or an `fsync`), so read the two together.
 
+mod support;
+
 use std::future::Future;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -614,22 +616,7 @@ static SAMPLES: Mutex<Vec<Sample>> = Mutex::new(Vec::new());
 /// Each benchmark's number of measurement samples (the last calls of its routine), in run order.
 static MEASURED: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
 
-/// CPU time used by the whole process so far (every thread, user and system).
-#[cfg(unix)]
-fn process_cpu_time() -> Option<Duration> {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid, writable `timespec` for the duration of the call.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
-    (rc == 0).then(|| Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
-}
-
-#[cfg(not(unix))]
-fn process_cpu_time() -> Option<Duration> {
-    None
-}
+use support::process_cpu_time;
 
 /// Runs one call of a routine and records it with its CPU time; returns its wall time.
 fn recorded(bench: &str, ops: u64, routine: impl FnOnce() -> Run) -> Duration {

@@ -37,6 +37,8 @@
 //! Barging saves a wake-up per checkout, so it raises throughput in this benchmark at the price of
 //! latency for everyone else.
 
+mod support;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
@@ -367,22 +369,7 @@ static SAMPLES: Mutex<Vec<Sample>> = Mutex::new(Vec::new());
 /// Criterion's samples per benchmark.
 const SAMPLE_SIZE: usize = 20;
 
-/// CPU time used by the whole process so far (every thread, user and system).
-#[cfg(unix)]
-fn process_cpu_time() -> Option<Duration> {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid, writable `timespec` for the duration of the call.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
-    (rc == 0).then(|| Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
-}
-
-#[cfg(not(unix))]
-fn process_cpu_time() -> Option<Duration> {
-    None
-}
+use support::process_cpu_time;
 
 /// Runs one call of a routine (which returns its own wall time) and records it with its CPU time.
 fn recorded(bench: &str, iters: u64, routine: impl FnOnce() -> Run) -> Duration {
