@@ -84,6 +84,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use support::process_cpu_time;
 
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
@@ -615,8 +616,6 @@ struct Sample {
 static SAMPLES: Mutex<Vec<Sample>> = Mutex::new(Vec::new());
 /// Each benchmark's number of measurement samples (the last calls of its routine), in run order.
 static MEASURED: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
-
-use support::process_cpu_time;
 
 /// Runs one call of a routine and records it with its CPU time; returns its wall time.
 fn recorded(bench: &str, ops: u64, routine: impl FnOnce() -> Run) -> Duration {

@@ -46,6 +46,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use support::process_cpu_time;
 
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use memory_storage_turso::pool::{Manager, Pool, PoolConfig};
@@ -368,8 +369,6 @@ static SAMPLES: Mutex<Vec<Sample>> = Mutex::new(Vec::new());
 
 /// Criterion's samples per benchmark.
 const SAMPLE_SIZE: usize = 20;
-
-use support::process_cpu_time;
 
 /// Runs one call of a routine (which returns its own wall time) and records it with its CPU time.
 fn recorded(bench: &str, iters: u64, routine: impl FnOnce() -> Run) -> Duration {
