@@ -10,7 +10,7 @@
 //! | you run on | build the pool with | cargo features |
 //! |---|---|---|
 //! | tokio | `.runtime(Tokio::current())` | `tokio` (default) |
-//! | smol, async-std, any other executor | `.runtime(Smol)` | `smol` |
+//! | smol, async-std, any other executor | `.runtime(Smol)` | `smol` (default) |
 //! | plain threads | nothing; call `get_blocking()` | none |
 //! | threads and tasks at once | the adapter of the tasks; threads call `get_blocking()` | |
 //!
