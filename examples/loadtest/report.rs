@@ -1,6 +1,8 @@
 //! The end-of-run report: a table for people, or one JSON object for scripts.
 
 use memory_storage_turso::pool::PoolStatistics;
+use std::fmt::Write as _;
+
 use serde_json::{json, Value};
 
 use crate::runner::Outcome;
@@ -67,20 +69,25 @@ pub fn pool_rows(prefix: &str, stats: &PoolStatistics) -> Vec<(String, u64)> {
 
 /// Prints the human report: one column per run, and the ratio when there are two.
 pub fn print_table(description: &str, runs: &[RunReport]) {
-    println!("\n{description}\n");
+    let mut out = String::new();
+    writeln!(out, "\n{description}\n").unwrap();
     let header: Vec<&str> = runs.iter().map(|r| r.name).collect();
-    print!("{:<26}", "");
+    write!(out, "{:<26}", "").unwrap();
     for name in &header {
-        print!("{name:>16}");
+        write!(out, "{name:>16}").unwrap();
     }
     if runs.len() == 2 {
-        print!("{:>12}", "ratio");
+        write!(out, "{:>12}", "ratio").unwrap();
     }
-    println!();
-    let row = |label: &str, values: Vec<f64>, higher_is_better: bool, decimals: usize| {
-        print!("{label:<26}");
+    writeln!(out).unwrap();
+    let row = |out: &mut String,
+               label: &str,
+               values: Vec<f64>,
+               higher_is_better: bool,
+               decimals: usize| {
+        write!(out, "{label:<26}").unwrap();
         for v in &values {
-            print!("{v:>16.decimals$}");
+            write!(out, "{v:>16.decimals$}").unwrap();
         }
         if let [ours, theirs] = values[..] {
             let ratio = if higher_is_better {
@@ -88,11 +95,12 @@ pub fn print_table(description: &str, runs: &[RunReport]) {
             } else {
                 theirs / ours.max(1e-9)
             };
-            print!("{:>11.1}×", ratio);
+            write!(out, "{:>11.1}×", ratio).unwrap();
         }
-        println!();
+        writeln!(out).unwrap();
     };
     row(
+        &mut out,
         "throughput (ok ops/s)",
         runs.iter().map(RunReport::throughput).collect(),
         true,
@@ -104,6 +112,7 @@ pub fn print_table(description: &str, runs: &[RunReport]) {
         ("p99 latency (µs)", 0.99),
     ] {
         row(
+            &mut out,
             label,
             runs.iter().map(|r| r.percentile(q) as f64).collect(),
             false,
@@ -111,6 +120,7 @@ pub fn print_table(description: &str, runs: &[RunReport]) {
         );
     }
     row(
+        &mut out,
         "max latency (µs)",
         runs.iter()
             .map(|r| r.outcome.latency.max() as f64)
@@ -118,36 +128,46 @@ pub fn print_table(description: &str, runs: &[RunReport]) {
         false,
         0,
     );
-    print!("{:<26}", "successful operations");
+    write!(out, "{:<26}", "successful operations").unwrap();
     for r in runs {
-        print!("{:>16}", r.outcome.ops());
+        write!(out, "{:>16}", r.outcome.ops()).unwrap();
     }
-    println!();
-    print!("{:<26}", "failed operations");
+    writeln!(out).unwrap();
+    write!(out, "{:<26}", "failed operations").unwrap();
     for r in runs {
-        print!("{:>16}", r.outcome.failed());
+        write!(out, "{:>16}", r.outcome.failed()).unwrap();
     }
-    println!();
+    writeln!(out).unwrap();
     if runs.len() == 2 {
-        println!("\n(ratio: how many times better the first column is; above 1.0 means better;");
-        println!(" throughput and latency count successful operations only)");
+        writeln!(
+            out,
+            "\n(ratio: how many times better the first column is; above 1.0 means better;"
+        )
+        .unwrap();
+        writeln!(
+            out,
+            " throughput and latency count successful operations only)"
+        )
+        .unwrap();
     }
     for r in runs {
         if !r.outcome.errors.is_empty() {
-            println!("\nerrors of {}:", r.name);
+            writeln!(out, "\nerrors of {}:", r.name).unwrap();
             for (kind, count) in &r.outcome.errors {
-                println!("  {count:>10}  {kind}");
+                writeln!(out, "  {count:>10}  {kind}").unwrap();
             }
         }
-        println!("\npool statistics of {}:", r.name);
+        writeln!(out, "\npool statistics of {}:", r.name).unwrap();
         for (label, value) in &r.pool {
-            println!("  {label:<24}{value:>12}");
+            writeln!(out, "  {label:<24}{value:>12}").unwrap();
         }
     }
+    emit(&out);
 }
 
 /// Prints the JSON report.
 pub fn print_json(config: Value, runs: &[RunReport]) {
+    let mut out = String::new();
     let mut report = json!({
         "config": config,
         "runs": runs.iter().map(RunReport::to_json).collect::<Vec<_>>(),
@@ -158,8 +178,17 @@ pub fn print_json(config: Value, runs: &[RunReport]) {
             "p99_latency": theirs.percentile(0.99) as f64 / (ours.percentile(0.99).max(1)) as f64,
         });
     }
-    println!(
+    writeln!(
+        out,
         "{}",
         serde_json::to_string_pretty(&report).expect("a JSON report")
-    );
+    )
+    .unwrap();
+    emit(&out);
+}
+
+/// Writes the report to stdout; a reader that stopped reading (`| head`) is not an error.
+fn emit(report: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(report.as_bytes());
 }
