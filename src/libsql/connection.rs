@@ -75,6 +75,8 @@ pub struct LibsqlConnection {
     kind: DatabaseKind,
     transaction_mode: TransactionMode,
     broken: bool,
+    /// `total_changes()` when [`take_new_changes`](Self::take_new_changes) last looked.
+    changes_counted: u64,
     /// When it last went back to an r2d2 pool (for the r2d2 facade's health-check bypass).
     #[cfg_attr(not(feature = "r2d2"), allow(dead_code))]
     pub(crate) returned_at: Option<Instant>,
@@ -116,6 +118,7 @@ impl LibsqlConnection {
             kind,
             transaction_mode,
             broken: false,
+            changes_counted: 0,
             returned_at: None,
         }
     }
@@ -271,6 +274,14 @@ impl LibsqlConnection {
     /// Whether [`mark_broken`](Self::mark_broken) was called.
     pub fn is_marked_broken(&self) -> bool {
         self.broken
+    }
+
+    /// The rows changed (inserted, updated or deleted) since the last call.
+    pub(crate) fn take_new_changes(&mut self) -> u64 {
+        let total = self.conn.total_changes();
+        let new = total.saturating_sub(self.changes_counted);
+        self.changes_counted = total;
+        new
     }
 
     /// Cleans the connection for its next holder: releases a leaked statement guard, and rolls back an

@@ -9,11 +9,16 @@
 //! read lane never wait for it. Read-lane connections run `PRAGMA query_only=ON`, so a write sent to
 //! the wrong lane fails loudly instead of competing for the lock.
 //!
+//! The write lane checkpoints the WAL itself, after its connection went back, instead of letting
+//! SQLite do it inside a writer's `COMMIT` (see [`checkpoint`](super::checkpoint) for why and how);
+//! [`LanedPoolBuilder::checkpoint_after_changes`] tunes it.
+//!
 //! Remote databases need no split (the server orders writes), so they are refused here: use a plain
 //! `Pool<LibsqlManager>` for them.
 
 use std::sync::Arc;
 
+use super::checkpoint::{Checkpointer, DEFAULT_CHECKPOINT_AFTER_CHANGES};
 use super::connection::TransactionMode;
 use super::database::LibsqlDatabase;
 use super::error::{LibsqlError, Result};
@@ -57,6 +62,7 @@ pub const DEFAULT_READERS: usize = 4;
 pub struct LanedPool {
     write: LibsqlPool,
     read: LibsqlPool,
+    checkpointer: Option<Arc<Checkpointer>>,
 }
 
 impl std::fmt::Debug for LanedPool {
@@ -75,6 +81,9 @@ pub struct LaneStatistics {
     pub write: PoolStatistics,
     /// The read lane.
     pub read: PoolStatistics,
+    /// WAL checkpoints the write lane ran after its connection went back (0 when SQLite checkpoints
+    /// by itself: not a WAL file, or [`LanedPoolBuilder::checkpoint_after_changes`] set to 0).
+    pub checkpoints: u64,
 }
 
 type ApplyRuntime = Box<dyn Fn(PoolBuilder<LibsqlManager>) -> PoolBuilder<LibsqlManager>>;
@@ -87,6 +96,7 @@ pub struct LanedPoolBuilder {
     setup: ConnectionSetup,
     statement_cache_capacity: usize,
     config: PoolConfig,
+    checkpoint_after_changes: u64,
     runtime: Option<ApplyRuntime>,
 }
 
@@ -99,6 +109,7 @@ impl LanedPool {
             setup: ConnectionSetup::default(),
             statement_cache_capacity: DEFAULT_STATEMENT_CACHE_CAPACITY,
             config: PoolConfig::default(),
+            checkpoint_after_changes: DEFAULT_CHECKPOINT_AFTER_CHANGES,
             runtime: None,
         }
     }
@@ -151,13 +162,17 @@ impl LanedPool {
         LaneStatistics {
             write: self.write.statistics(),
             read: self.read.statistics(),
+            checkpoints: self.checkpointer.as_ref().map_or(0, |c| c.completed()),
         }
     }
 
-    /// Closes both lanes (see [`Pool::close`]).
+    /// Closes both lanes (see [`Pool::close`]) and the write lane's checkpoint connection.
     pub fn close(&self) {
         self.write.close();
         self.read.close();
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.close();
+        }
     }
 }
 
@@ -187,6 +202,15 @@ impl LanedPoolBuilder {
         self
     }
 
+    /// How many rows the write lane changes between two WAL checkpoints (default 1,000). The lane runs
+    /// them itself, after its connection went back, so that no writer waits for one. 0 leaves them
+    /// to SQLite, which runs them inside the `COMMIT` of the writer that takes the WAL past 1,000
+    /// pages, while it holds the lane. Not used unless the database is a WAL file.
+    pub fn checkpoint_after_changes(mut self, changes: u64) -> Self {
+        self.checkpoint_after_changes = changes;
+        self
+    }
+
     /// The runtime adapter both lanes use for async checkouts and maintenance.
     pub fn runtime<R: Runtime>(mut self, runtime: R) -> Self {
         self.runtime = Some(Box::new(move |builder| builder.runtime(runtime.clone())));
@@ -213,11 +237,25 @@ impl LanedPoolBuilder {
         let manager = LibsqlManager::new(self.database.clone())
             .setup(self.setup.clone())
             .statement_cache_capacity(self.statement_cache_capacity);
-        let writer = manager.clone().transaction_mode(TransactionMode::Immediate);
+        let mut writer = manager.clone().transaction_mode(TransactionMode::Immediate);
+        let checkpointer =
+            (self.database.is_wal() && self.checkpoint_after_changes > 0).then(|| {
+                Arc::new(Checkpointer::new(
+                    self.database.clone(),
+                    self.checkpoint_after_changes,
+                ))
+            });
+        if let Some(checkpointer) = &checkpointer {
+            writer = writer.checkpoint_with(checkpointer.clone());
+        }
         let reader = manager.query_only(true);
         let write = self.lane("write", writer, 1)?;
         let read = self.lane("read", reader, self.readers)?;
-        Ok(LanedPool { write, read })
+        Ok(LanedPool {
+            write,
+            read,
+            checkpointer,
+        })
     }
 
     /// One lane: a pool named `name` (its metrics' `pool` label) of `size` connections.

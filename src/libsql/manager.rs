@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::checkpoint::Checkpointer;
 use super::connection::{LibsqlConnection, TransactionMode};
 use super::database::{DatabaseKind, LibsqlDatabase};
 use super::error::{LibsqlError, Result};
@@ -42,6 +43,7 @@ pub struct LibsqlManager {
     statement_cache_capacity: usize,
     transaction_mode: TransactionMode,
     query_only: bool,
+    checkpointer: Option<Arc<Checkpointer>>,
 }
 
 impl fmt::Debug for LibsqlManager {
@@ -52,6 +54,7 @@ impl fmt::Debug for LibsqlManager {
             .field("statement_cache_capacity", &self.statement_cache_capacity)
             .field("transaction_mode", &self.transaction_mode)
             .field("query_only", &self.query_only)
+            .field("checkpointer", &self.checkpointer)
             .finish()
     }
 }
@@ -66,6 +69,7 @@ impl LibsqlManager {
             statement_cache_capacity: DEFAULT_STATEMENT_CACHE_CAPACITY,
             transaction_mode: TransactionMode::Deferred,
             query_only: false,
+            checkpointer: None,
         }
     }
 
@@ -94,6 +98,13 @@ impl LibsqlManager {
         self
     }
 
+    /// Hands WAL checkpoints to `checkpointer`: connections run with `wal_autocheckpoint=0`, count
+    /// the rows they change, and checkpoint after they went back (the write lane).
+    pub(crate) fn checkpoint_with(mut self, checkpointer: Arc<Checkpointer>) -> Self {
+        self.checkpointer = Some(checkpointer);
+        self
+    }
+
     /// The database.
     pub fn database(&self) -> &Arc<LibsqlDatabase> {
         &self.database
@@ -113,6 +124,14 @@ impl LibsqlManager {
                 .await
                 .map_err(|source| LibsqlError::Setup {
                     step: "PRAGMA query_only",
+                    source: Box::new(source),
+                })?;
+        }
+        if self.checkpointer.is_some() {
+            conn.execute_batch("PRAGMA wal_autocheckpoint=0")
+                .await
+                .map_err(|source| LibsqlError::Setup {
+                    step: "PRAGMA wal_autocheckpoint",
                     source: Box::new(source),
                 })?;
         }
@@ -145,11 +164,21 @@ impl Manager for LibsqlManager {
     }
 
     fn reset(&self, conn: &mut LibsqlConnection) -> Result<()> {
-        conn.clean_for_reuse()
+        conn.clean_for_reuse()?;
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.count(conn.take_new_changes());
+        }
+        Ok(())
     }
 
     fn is_broken(&self, conn: &mut LibsqlConnection) -> bool {
         conn.is_marked_broken()
+    }
+
+    fn after_return(&self) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.checkpoint_if_due();
+        }
     }
 }
 

@@ -53,6 +53,7 @@
 //! adds `libsql/remote` and `libsql/tls` (without `tls`, libsql panics when a remote database is
 //! built), `replica` adds embedded replicas, and `r2d2` the r2d2 facade.
 
+mod checkpoint;
 mod compat;
 mod connection;
 mod database;
@@ -65,6 +66,7 @@ pub mod r2d2;
 mod setup;
 mod statement_cache;
 
+pub use checkpoint::DEFAULT_CHECKPOINT_AFTER_CHANGES;
 pub use compat::{ConnectionPool, PooledConnection};
 pub use connection::{CachedRow, CachedRows, CachedStatement, LibsqlConnection, TransactionMode};
 pub use database::{DatabaseKind, LibsqlDatabase};

@@ -19,6 +19,7 @@ use std::time::Instant;
 use super::error::PoolError;
 use super::guard::PooledConnection;
 use super::manager::Manager;
+use super::parker::Parker;
 use super::shared::Shared;
 use super::state::{Effects, Grant};
 use super::waiters::{Ended, Sleeper, Taken};
@@ -100,7 +101,13 @@ pub(crate) fn begin<M: Manager>(
         return Ok(Begin::Granted(grant));
     }
     let key = state.waiters.enqueue(deadline);
+    let thread = matches!(sleeper, Sleeper::Thread);
     state.waiters.park(key, sleeper);
+    if thread && state.waiters.len() == 1 {
+        // First in line: nobody will nudge this thread, so it nudges itself and spins once before it
+        // sleeps (see `Parker`).
+        Parker::current().nudge();
+    }
     // Tell the timeout task if this deadline comes before the one it sleeps towards.
     let earlier = deadline.filter(|d| state.sweep_at.is_none_or(|at| *d < at));
     if earlier.is_some() {
@@ -161,10 +168,16 @@ impl<'a, M: Manager> Acquire<'a, M> {
 
     /// Waits on this thread until the grant arrives or `deadline` passes. At the deadline a grant that
     /// arrived meanwhile is taken rather than wasted.
-    /// The thread was registered by [`begin`], so it parks first and looks after each wake-up.
+    /// The thread was registered by [`begin`], so it parks first and looks after each wake-up; woken
+    /// early as the next in line, it spins briefly for its grant (see [`Parker`]).
     pub(crate) fn wait_until(mut self, deadline: Option<Instant>) -> Result<Slot<'a, M>, Ended> {
+        let parker = Parker::current();
         loop {
             crate::sync::park_until(deadline);
+            if !parker.has_news() {
+                parker.spin();
+            }
+            parker.clear();
             if let Poll::Ready(result) = self.poll_grant(Sleeper::Thread) {
                 return result;
             }

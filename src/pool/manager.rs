@@ -59,4 +59,9 @@ pub trait Manager: Send + Sync + 'static {
         let _ = conn;
         false
     }
+
+    /// Runs after a connection went back, once the pool has passed it (or its slot) on and released
+    /// its lock: follow-up work that must not keep the next holder waiting. The libSQL write lane
+    /// checkpoints its WAL here. A panic is caught and ignored. Default: nothing.
+    fn after_return(&self) {}
 }

@@ -9,7 +9,9 @@
 //!   `acquire.rs`), so one pool serves threads and tasks at the same time. (The sketch had both park on
 //!   `event-listener` listeners; a measured 12 % of a contended checkout went to those listeners, so the
 //!   queue wakes waiters directly. `event-listener` still carries the rare events: shutdown drains and
-//!   the background tasks' wake-ups.)
+//!   the background tasks' wake-ups.) A thread that becomes first in line is woken early and spins
+//!   briefly for its grant, so that short holds between many threads do not pay a full wake-up per
+//!   turn (`parker.rs`).
 //! * **Fair.** A connection that comes back is handed straight to the oldest waiter, and a slot that
 //!   frees up becomes the oldest waiter's right to open a connection. A caller that arrives later finds
 //!   the capacity already taken, so it cannot barge in. (`async_lock::Semaphore` alone is not fair,
@@ -153,6 +155,7 @@ mod guard;
 mod hooks;
 mod lifecycle;
 mod manager;
+mod parker;
 mod shared;
 mod state;
 mod stats;

@@ -72,6 +72,9 @@ impl<M: Manager> Shared<M> {
         for waiter in effects.wake {
             waiter.wake();
         }
+        if let Some(next) = effects.nudge {
+            next.nudge();
+        }
         for (conn, reason) in effects.close {
             self.close(conn, reason);
         }
@@ -189,6 +192,7 @@ impl<M: Manager> Shared<M> {
         if !effects.is_empty() || drained {
             self.apply_released(effects, drained);
         }
+        let _ = catch_unwind(AssertUnwindSafe(|| manager.after_return()));
     }
 
     /// Gives up a slot without a connection (`connecting`: a reserved slot, else a held one, with its

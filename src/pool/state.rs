@@ -10,12 +10,14 @@
 
 use std::collections::VecDeque;
 use std::panic::Location;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::config::ReuseOrder;
 use super::error::PoolState;
+use super::parker::Parker;
 use super::stats::CloseReason;
-use super::waiters::{WaitQueue, Wake};
+use super::waiters::{HandedOff, WaitQueue, Wake};
 use crate::observe::Notes;
 
 /// An open connection with its deadlines, computed when it is created or returned so that checkout only
@@ -53,6 +55,8 @@ pub(crate) enum Grant<C> {
 #[must_use]
 pub(crate) struct Effects<C> {
     pub(crate) wake: Few<Wake>,
+    /// The thread first in line after a hand-off, woken early to spin (see [`Parker`]).
+    pub(crate) nudge: Option<Arc<Parker>>,
     pub(crate) close: Few<(C, CloseReason)>,
     /// Reports for the observer (zero-sized without the `tracing` feature).
     pub(crate) notes: Notes,
@@ -62,6 +66,7 @@ impl<C> Default for Effects<C> {
     fn default() -> Self {
         Self {
             wake: Few::default(),
+            nudge: None,
             close: Few::default(),
             notes: Notes::default(),
         }
@@ -70,7 +75,17 @@ impl<C> Default for Effects<C> {
 
 impl<C> Effects<C> {
     pub(crate) fn is_empty(&self) -> bool {
-        self.wake.is_empty() && self.close.is_empty() && self.notes.is_empty()
+        self.wake.is_empty()
+            && self.nudge.is_none()
+            && self.close.is_empty()
+            && self.notes.is_empty()
+    }
+
+    fn handed_off(&mut self, handed: HandedOff) {
+        self.wake.extend(handed.wake);
+        if handed.nudge.is_some() {
+            self.nudge = handed.nudge;
+        }
     }
 }
 
@@ -207,7 +222,7 @@ impl<C> State<C> {
             return;
         }
         match self.waiters.hand_off(Grant::Conn(conn)) {
-            Ok(wake) => effects.wake.extend(wake),
+            Ok(handed) => effects.handed_off(handed),
             Err(Grant::Conn(conn)) => {
                 self.in_use -= 1;
                 self.idle.push_back(conn);
@@ -231,9 +246,9 @@ impl<C> State<C> {
     pub(crate) fn grant_free_capacity(&mut self, effects: &mut Effects<C>) {
         while !self.closed && self.size() < self.max && !self.waiters.is_empty() {
             match self.waiters.hand_off(Grant::Create) {
-                Ok(wake) => {
+                Ok(handed) => {
                     self.connecting += 1;
-                    effects.wake.extend(wake);
+                    effects.handed_off(handed);
                 }
                 Err(_) => break,
             }

@@ -11,19 +11,21 @@ use std::task::Waker;
 use std::time::Instant;
 
 use super::state::{Few, Grant};
-use crate::sync::Thread;
+use std::sync::Arc;
+
+use super::parker::Parker;
 
 /// How to wake a waiter.
 pub(crate) enum Wake {
     Task(Waker),
-    Thread(Thread),
+    Thread(Arc<Parker>),
 }
 
 impl Wake {
     pub(crate) fn wake(self) {
         match self {
             Wake::Task(waker) => waker.wake(),
-            Wake::Thread(thread) => thread.unpark(),
+            Wake::Thread(parker) => parker.notify(),
         }
     }
 }
@@ -48,6 +50,14 @@ struct Entry<C> {
     /// When the timeout task should end this wait (async waiters; threads time out themselves).
     deadline: Option<Instant>,
     occupied: bool,
+}
+
+/// What [`WaitQueue::hand_off`] asks the caller to do once the lock is released.
+pub(crate) struct HandedOff {
+    /// Wakes the waiter that got the grant.
+    pub(crate) wake: Option<Wake>,
+    /// The thread now first in line, to wake early so that it spins for the next grant.
+    pub(crate) nudge: Option<Arc<Parker>>,
 }
 
 /// What a waiter finds in its entry.
@@ -113,15 +123,23 @@ impl<C> WaitQueue<C> {
     }
 
     /// Hands `grant` to the oldest waiter and returns how to wake it once the lock is released (nothing
-    /// if it has not gone to sleep yet: it will find the grant when it looks). Gives the grant back if
-    /// nobody waits.
-    pub(crate) fn hand_off(&mut self, grant: Grant<C>) -> Result<Option<Wake>, Grant<C>> {
+    /// if it has not gone to sleep yet: it will find the grant when it looks), and the thread that is
+    /// now first in line, to nudge (see [`Parker`]). Gives the grant back if nobody waits.
+    pub(crate) fn hand_off(&mut self, grant: Grant<C>) -> Result<HandedOff, Grant<C>> {
         let Some(key) = self.order.pop_front() else {
             return Err(grant);
         };
         let entry = &mut self.entries[key];
         entry.grant = Some(grant);
-        Ok(entry.wake.take())
+        let wake = entry.wake.take();
+        let nudge = self
+            .order
+            .front()
+            .and_then(|&next| match &self.entries[next].wake {
+                Some(Wake::Thread(parker)) => Some(parker.clone()),
+                _ => None,
+            });
+        Ok(HandedOff { wake, nudge })
     }
 
     /// What the waiter `key` finds. A grant or an end frees the entry.
@@ -145,7 +163,7 @@ impl<C> WaitQueue<C> {
             (Sleeper::Task(waker), Some(Wake::Task(known))) if known.will_wake(waker) => {}
             (Sleeper::Task(waker), _) => *wake = Some(Wake::Task(waker.clone())),
             (Sleeper::Thread, Some(Wake::Thread(_))) => {}
-            (Sleeper::Thread, _) => *wake = Some(Wake::Thread(crate::sync::current_thread())),
+            (Sleeper::Thread, _) => *wake = Some(Wake::Thread(Parker::current())),
         }
     }
 

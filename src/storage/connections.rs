@@ -98,7 +98,7 @@ impl Connections {
     pub(crate) fn statistics(&self) -> PoolStatistics {
         match &self.pools {
             Pools::Laned(lanes) => {
-                let LaneStatistics { write, read } = lanes.statistics();
+                let LaneStatistics { write, read, .. } = lanes.statistics();
                 add_up(&write, &read)
             }
             Pools::Single(pool) => pool.statistics(),

@@ -1,0 +1,113 @@
+//! [`Parker`]: how a blocked thread waits for its turn, spinning briefly before it sleeps.
+//!
+//! A hand-off to a sleeping thread costs a wake-up: a system call, and on an idle core (or a virtual
+//! one) tens of microseconds before the thread runs. When connections are held briefly and threads
+//! outnumber them, as on the libSQL write lane, that wake-up is most of the cost of each turn. So the
+//! pool wakes the thread that has just become first in line *early*, as it grants the connection to
+//! the one before it (a nudge; a thread that queues first in line nudges itself). The nudged thread
+//! spins on its flag for up to [`SPIN`], yielding the core between short bursts so that a holder
+//! queued behind it on the same core runs first, and if the connection comes back meanwhile it takes
+//! it without sleeping; if not, it parks as before and the grant wakes it.
+//!
+//! Order is unchanged (grants still go strictly to the oldest waiter): only the wake-up latency of the
+//! next in line is hidden behind the current holder's work. This is the "first waiter spins while the
+//! owner runs" rule of adaptive mutexes, bounded: a long hold costs each waiter at most one nudge and
+//! [`SPIN`] of spinning. Measured on 2 cores, 8 threads taking turns on the write lane for one
+//! `INSERT` each: 50 us per turn with plain parking, 21 us with the nudge (one thread alone: 15 us).
+//! There is no spinning on a single core, nor under loom (which models the parking, not the time).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+#[cfg(not(loom))]
+use std::time::Instant;
+
+use crate::sync::Thread;
+
+/// How long a nudged thread spins (and yields) for its grant before it parks.
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) const SPIN: Duration = Duration::from_micros(200);
+/// Checks of the flag between two yields.
+#[cfg(not(loom))]
+const SPINS_PER_YIELD: usize = 4;
+
+/// A waiting thread's handle: its flag says there is news for it (a grant, a close, a timeout).
+pub(crate) struct Parker {
+    thread: Thread,
+    news: AtomicBool,
+}
+
+impl Parker {
+    /// The calling thread's parker (one per thread, reused across waits).
+    pub(crate) fn current() -> Arc<Parker> {
+        #[cfg(not(loom))]
+        {
+            thread_local! {
+                static PARKER: Arc<Parker> = Arc::new(Parker::new());
+            }
+            PARKER.with(Arc::clone)
+        }
+        #[cfg(loom)]
+        Arc::new(Parker::new())
+    }
+
+    fn new() -> Self {
+        Self {
+            thread: crate::sync::current_thread(),
+            news: AtomicBool::new(false),
+        }
+    }
+
+    /// Tells the thread that its entry changed, and wakes it. The wake-up comes first, so that a
+    /// thread that sees the news while spinning also finds the wake-up to consume (see
+    /// [`spin`](Self::spin)).
+    pub(crate) fn notify(&self) {
+        self.thread.unpark();
+        self.news.store(true, Ordering::Release);
+    }
+
+    /// Wakes the thread early, so that it spins for the grant that is coming (no news yet).
+    pub(crate) fn nudge(&self) {
+        #[cfg(not(loom))]
+        self.thread.unpark();
+    }
+
+    /// Forgets the news seen so far; called before the thread looks at its entry.
+    pub(crate) fn clear(&self) {
+        self.news.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether there is news.
+    pub(crate) fn has_news(&self) -> bool {
+        self.news.load(Ordering::Acquire)
+    }
+
+    /// Spins until there is news or [`SPIN`] has passed. Call on the parker's thread, after a wake-up
+    /// without news (a nudge). It yields the core between short bursts of spinning, so that a holder
+    /// queued behind it on the same core runs first. News seen while spinning comes with a wake-up
+    /// that found the thread awake; it is consumed here, so that the thread's next park does not
+    /// return at once for nothing.
+    pub(crate) fn spin(&self) {
+        #[cfg(not(loom))]
+        if multicore() {
+            let start = Instant::now();
+            while start.elapsed() < SPIN {
+                for _ in 0..SPINS_PER_YIELD {
+                    if self.has_news() {
+                        std::thread::park_timeout(Duration::ZERO);
+                        return;
+                    }
+                    std::hint::spin_loop();
+                }
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+/// Whether spinning can help: another core may be running the holder.
+#[cfg(not(loom))]
+fn multicore() -> bool {
+    static CORES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}

@@ -1,0 +1,171 @@
+//! The write lane's own WAL checkpoints: its connection runs with `wal_autocheckpoint=0`, it
+//! checkpoints after the rows it changed reach the threshold, the WAL stays bounded, and closing the
+//! lanes closes the checkpoint connection too.
+#![cfg(feature = "libsql")]
+
+use std::path::{Path, PathBuf};
+
+use memory_storage_turso::libsql::{block_on, LanedPool, LibsqlDatabase, LibsqlError};
+
+const SCHEMA: &str = "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT NOT NULL)";
+
+/// The size of the WAL file of `db` (0 when there is none).
+fn wal_bytes(db: &Path) -> u64 {
+    std::fs::metadata(journal(db, "-wal")).map_or(0, |m| m.len())
+}
+
+fn journal(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The bytes of a WAL of `frames` frames of 4 KiB pages (a 32-byte header, 24 bytes per frame).
+fn wal_size_of(frames: u64) -> u64 {
+    32 + frames * (4096 + 24)
+}
+
+/// A new directory `name` in `dir`.
+fn subdir(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir(&path).unwrap();
+    path
+}
+
+/// Lanes over a new WAL file in `dir`, with the schema, checkpointing after `changes` rows.
+fn lanes(dir: &Path, changes: u64) -> (LanedPool, PathBuf) {
+    let path = dir.join("notes.db");
+    let database = LibsqlDatabase::open_file(&path).unwrap();
+    assert!(database.is_wal());
+    let lanes = LanedPool::builder(database)
+        .readers(1)
+        .checkpoint_after_changes(changes)
+        .build()
+        .unwrap();
+    block_on(lanes.write_blocking().unwrap().execute_schema(SCHEMA)).unwrap();
+    (lanes, path)
+}
+
+/// Inserts `rows` rows, one autocommit `INSERT` per checkout of the write lane; returns the largest WAL
+/// seen after each 500.
+fn insert_one_by_one(lanes: &LanedPool, db: &Path, rows: u64) -> u64 {
+    let mut largest_wal = 0;
+    for n in 0..rows {
+        let mut writer = lanes.write_blocking().unwrap();
+        block_on(
+            writer.execute_cached("INSERT INTO notes(body) VALUES (?1)", [format!("note {n}")]),
+        )
+        .unwrap();
+        drop(writer);
+        if n % 500 == 499 {
+            largest_wal = largest_wal.max(wal_bytes(db));
+        }
+    }
+    largest_wal
+}
+
+fn count_notes(lanes: &LanedPool) -> i64 {
+    let mut reader = lanes.read_blocking().unwrap();
+    block_on(reader.query_row_cached("SELECT count(*) FROM notes", (), |r| r.get::<i64>(0)))
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn the_write_lane_checkpoints_once_per_threshold_of_changed_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lanes, db) = lanes(dir.path(), 100);
+    let writer = lanes.write_blocking().unwrap();
+    let autocheckpoint = block_on(async {
+        let mut rows = writer.query("PRAGMA wal_autocheckpoint", ()).await?;
+        rows.next().await?.expect("a row").get::<i64>(0)
+    })
+    .unwrap();
+    assert_eq!(
+        autocheckpoint, 0,
+        "SQLite must not checkpoint inside the lane's commits"
+    );
+    drop(writer);
+    assert_eq!(lanes.statistics().checkpoints, 0);
+
+    insert_one_by_one(&lanes, &db, 1_000);
+    assert_eq!(
+        lanes.statistics().checkpoints,
+        10,
+        "one checkpoint per 100 rows"
+    );
+
+    // Rows changed inside one transaction count once they went back, all together.
+    let writer = lanes.write_blocking().unwrap();
+    block_on(async {
+        let tx = writer.transaction().await?;
+        tx.execute("UPDATE notes SET body = body || '!' WHERE id <= 250", ())
+            .await?;
+        tx.commit().await?;
+        Ok::<_, LibsqlError>(())
+    })
+    .unwrap();
+    assert_eq!(
+        lanes.statistics().checkpoints,
+        10,
+        "not while the lane is held"
+    );
+    drop(writer);
+    assert_eq!(lanes.statistics().checkpoints, 11);
+    assert_eq!(count_notes(&lanes), 1_000);
+}
+
+#[test]
+fn the_wal_stays_bounded_only_because_the_lane_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 6_000;
+
+    // The default threshold (1,000 rows): the WAL restarts after each checkpoint.
+    let (checkpointed, db) = lanes(&subdir(dir.path(), "on"), 1_000);
+    let bounded = insert_one_by_one(&checkpointed, &db, rows);
+    assert!(checkpointed.statistics().checkpoints >= 5);
+    assert!(
+        bounded <= wal_size_of(2_500),
+        "the WAL grew to {bounded} bytes with checkpoints every 1,000 rows"
+    );
+    assert_eq!(count_notes(&checkpointed), rows as i64);
+
+    // A threshold never reached: nothing checkpoints, so the WAL keeps a frame per commit.
+    let (never, db) = lanes(&subdir(dir.path(), "off"), u64::MAX);
+    let unbounded = insert_one_by_one(&never, &db, rows);
+    assert_eq!(never.statistics().checkpoints, 0);
+    assert!(
+        unbounded >= wal_size_of(rows - 500),
+        "the WAL is {unbounded} bytes after {rows} commits without checkpoints"
+    );
+}
+
+#[test]
+fn closing_the_lanes_closes_the_checkpoint_connection_and_the_wal_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lanes, db) = lanes(dir.path(), 10);
+    insert_one_by_one(&lanes, &db, 100);
+    assert_eq!(lanes.statistics().checkpoints, 10);
+    assert!(journal(&db, "-wal").exists());
+
+    lanes.close();
+    // Every connection is closed, so the last one checkpointed and removed the WAL files, although
+    // the lanes themselves are still alive.
+    for suffix in ["-wal", "-shm"] {
+        assert!(!journal(&db, suffix).exists(), "{suffix} left behind");
+    }
+    assert!(matches!(lanes.write_blocking(), Err(LibsqlError::Pool(_))));
+    drop(lanes);
+
+    let database = LibsqlDatabase::open_file(&db).unwrap();
+    let conn = database.connect().unwrap();
+    let (count, integrity) = block_on(async {
+        let mut rows = conn.query("SELECT count(*) FROM notes", ()).await?;
+        let count = rows.next().await?.expect("a row").get::<i64>(0)?;
+        let mut rows = conn.query("PRAGMA integrity_check", ()).await?;
+        let integrity = rows.next().await?.expect("a row").get::<String>(0)?;
+        Ok::<_, libsql::Error>((count, integrity))
+    })
+    .unwrap();
+    assert_eq!((count, integrity.as_str()), (100, "ok"));
+}
