@@ -767,3 +767,61 @@ fn threads_and_tasks_of_both_runtimes_are_served_in_arrival_order() {
     assert_eq!(pool.available_connections(), 1);
     assert_eq!(pool.statistics().active_connections, 0);
 }
+
+/// Threads taking turns on one connection: the waiter first in line is woken early and spins for its
+/// grant. No turn may be lost or doubled, no wake-up missed (a missed one ends in a timeout), and
+/// waiters whose short deadlines pass while they spin or sleep leave cleanly.
+#[test]
+fn threads_taking_turns_on_one_connection_lose_no_turn_and_no_wake_up() {
+    const THREADS: usize = 8;
+    const TURNS: usize = 3_000;
+    let manager = TestManager::default();
+    let config = PoolConfig::builder()
+        .max_connections(1)
+        .connection_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let pool = builder(&manager, config).build().unwrap();
+    let holders = std::sync::atomic::AtomicUsize::new(0);
+    let (turns, timeouts): (Vec<usize>, Vec<usize>) = thread::scope(|s| {
+        let threads: Vec<_> = (0..THREADS)
+            .map(|index| {
+                let (pool, holders) = (&pool, &holders);
+                s.spawn(move || {
+                    let (mut turns, mut timeouts) = (0, 0);
+                    while turns < TURNS {
+                        // Two of the threads give up after 50 us now and then.
+                        let conn = if index < 2 && turns % 7 == 0 {
+                            match pool.get_blocking_timeout(Duration::from_micros(50)) {
+                                Ok(conn) => conn,
+                                Err(PoolError::Timeout(_)) => {
+                                    timeouts += 1;
+                                    continue;
+                                }
+                                Err(error) => panic!("{error}"),
+                            }
+                        } else {
+                            pool.get_blocking().unwrap()
+                        };
+                        assert_eq!(holders.fetch_add(1, SeqCst), 0, "two holders at once");
+                        std::hint::black_box(&conn);
+                        holders.fetch_sub(1, SeqCst);
+                        drop(conn);
+                        turns += 1;
+                    }
+                    (turns, timeouts)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).unzip()
+    });
+    assert_eq!(turns, vec![TURNS; THREADS]);
+    let stats = pool.statistics();
+    assert_eq!(stats.total_checkouts, THREADS * TURNS, "{stats:?}");
+    assert_eq!(stats.total_created, 1, "{stats:?}");
+    assert_eq!(stats.active_connections, 0);
+    assert_eq!(pool.state().waiting, 0);
+    assert_eq!(pool.available_connections(), 1);
+    assert_consistent(&pool);
+    println!("timeouts of the impatient threads: {timeouts:?}");
+}

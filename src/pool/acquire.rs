@@ -19,7 +19,7 @@ use std::time::Instant;
 use super::error::PoolError;
 use super::guard::PooledConnection;
 use super::manager::Manager;
-use super::parker::Parker;
+use super::parker::{self, Parker};
 use super::shared::Shared;
 use super::state::{Effects, Grant};
 use super::waiters::{Ended, Sleeper, Taken};
@@ -103,7 +103,7 @@ pub(crate) fn begin<M: Manager>(
     let key = state.waiters.enqueue(deadline);
     let thread = matches!(sleeper, Sleeper::Thread);
     state.waiters.park(key, sleeper);
-    if thread && state.waiters.len() == 1 {
+    if thread && state.waiters.len() == 1 && parker::worth_spinning(state.in_use) {
         // First in line: nobody will nudge this thread, so it nudges itself and spins once before it
         // sleeps (see `Parker`).
         Parker::current().nudge();

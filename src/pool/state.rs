@@ -221,7 +221,7 @@ impl<C> State<C> {
             effects.close.push((conn.raw, CloseReason::Retired));
             return;
         }
-        match self.waiters.hand_off(Grant::Conn(conn)) {
+        match self.waiters.hand_off(Grant::Conn(conn), self.in_use) {
             Ok(handed) => effects.handed_off(handed),
             Err(Grant::Conn(conn)) => {
                 self.in_use -= 1;
@@ -245,7 +245,7 @@ impl<C> State<C> {
     /// Gives every free slot to a waiter, oldest first.
     pub(crate) fn grant_free_capacity(&mut self, effects: &mut Effects<C>) {
         while !self.closed && self.size() < self.max && !self.waiters.is_empty() {
-            match self.waiters.hand_off(Grant::Create) {
+            match self.waiters.hand_off(Grant::Create, self.in_use) {
                 Ok(handed) => {
                     self.connecting += 1;
                     effects.handed_off(handed);

@@ -13,7 +13,7 @@ use std::time::Instant;
 use super::state::{Few, Grant};
 use std::sync::Arc;
 
-use super::parker::Parker;
+use super::parker::{self, Parker};
 
 /// How to wake a waiter.
 pub(crate) enum Wake {
@@ -124,8 +124,13 @@ impl<C> WaitQueue<C> {
 
     /// Hands `grant` to the oldest waiter and returns how to wake it once the lock is released (nothing
     /// if it has not gone to sleep yet: it will find the grant when it looks), and the thread that is
-    /// now first in line, to nudge (see [`Parker`]). Gives the grant back if nobody waits.
-    pub(crate) fn hand_off(&mut self, grant: Grant<C>) -> Result<HandedOff, Grant<C>> {
+    /// now first in line, to nudge (see [`Parker`]) if spinning is worth it with `holders` connections
+    /// out. Gives the grant back if nobody waits.
+    pub(crate) fn hand_off(
+        &mut self,
+        grant: Grant<C>,
+        holders: usize,
+    ) -> Result<HandedOff, Grant<C>> {
         let Some(key) = self.order.pop_front() else {
             return Err(grant);
         };
@@ -135,6 +140,7 @@ impl<C> WaitQueue<C> {
         let nudge = self
             .order
             .front()
+            .filter(|_| parker::worth_spinning(holders))
             .and_then(|&next| match &self.entries[next].wake {
                 Some(Wake::Thread(parker)) => Some(parker.clone()),
                 _ => None,
