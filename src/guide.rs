@@ -68,6 +68,10 @@
 //! pool instead of at the file lock: 8 writers × 1,000 inserts finish with 0 errors, where a plain pool
 //! with libsql's defaults saw hundreds of thousands of "database is locked" errors (`tests/libsql_lanes.rs`).
 //! Use `write()` for anything that writes and `read()` for the rest; `TursoStorage` does so itself.
+//! The write lane runs the WAL checkpoints itself, after its connection went back, so that no queued
+//! writer waits for one (`LanedPoolBuilder::checkpoint_after_changes`). Writers that group rows in one
+//! transaction go several times faster than one insert per checkout: each turn on the lane is a
+//! hand-off to the next writer.
 //!
 //! # Remote databases and embedded replicas
 //!
