@@ -174,7 +174,7 @@ impl<'a, M: Manager> Acquire<'a, M> {
         let parker = Parker::current();
         loop {
             crate::sync::park_until(deadline);
-            if !parker.has_news() {
+            if parker.take_nudge() && !parker.has_news() {
                 parker.spin();
             }
             parker.clear();

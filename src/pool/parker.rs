@@ -33,10 +33,12 @@ pub(crate) const SPIN: Duration = Duration::from_micros(200);
 #[cfg(not(loom))]
 const SPINS_PER_YIELD: usize = 4;
 
-/// A waiting thread's handle: its flag says there is news for it (a grant, a close, a timeout).
+/// A waiting thread's handle. Its flags say there is news for it (a grant, a close, a timeout), and
+/// that it was nudged (woken early to spin).
 pub(crate) struct Parker {
     thread: Thread,
     news: AtomicBool,
+    nudged: AtomicBool,
 }
 
 impl Parker {
@@ -57,7 +59,15 @@ impl Parker {
         Self {
             thread: crate::sync::current_thread(),
             news: AtomicBool::new(false),
+            nudged: AtomicBool::new(false),
         }
+    }
+
+    /// Forgets earlier waits; called under the pool's lock as the thread registers for a new one, so
+    /// that every notification or nudge meant for this wait comes after it.
+    pub(crate) fn reset(&self) {
+        self.news.store(false, Ordering::Relaxed);
+        self.nudged.store(false, Ordering::Relaxed);
     }
 
     /// Tells the thread that its entry changed, and wakes it. The wake-up comes first, so that a
@@ -68,10 +78,18 @@ impl Parker {
         self.news.store(true, Ordering::Release);
     }
 
-    /// Wakes the thread early, so that it spins for the grant that is coming (no news yet).
+    /// Wakes the thread early, so that it spins for the grant that is coming.
     pub(crate) fn nudge(&self) {
         #[cfg(not(loom))]
-        self.thread.unpark();
+        {
+            self.nudged.store(true, Ordering::Release);
+            self.thread.unpark();
+        }
+    }
+
+    /// Whether the thread was nudged since it last asked (and forgets it).
+    pub(crate) fn take_nudge(&self) -> bool {
+        self.nudged.swap(false, Ordering::Acquire)
     }
 
     /// Forgets the news seen so far; called before the thread looks at its entry.
@@ -84,11 +102,10 @@ impl Parker {
         self.news.load(Ordering::Acquire)
     }
 
-    /// Spins until there is news or [`SPIN`] has passed. Call on the parker's thread, after a wake-up
-    /// without news (a nudge). It yields the core between short bursts of spinning, so that a holder
-    /// queued behind it on the same core runs first. News seen while spinning comes with a wake-up
-    /// that found the thread awake; it is consumed here, so that the thread's next park does not
-    /// return at once for nothing.
+    /// Spins until there is news or [`SPIN`] has passed. Call on the parker's thread after a nudge.
+    /// It yields the core between short bursts of spinning, so that a holder queued behind it on the
+    /// same core runs first. News seen while spinning comes with a wake-up that found the thread
+    /// awake; it is consumed here, so that the thread's next park does not return at once for nothing.
     pub(crate) fn spin(&self) {
         #[cfg(not(loom))]
         {

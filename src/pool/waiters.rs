@@ -169,7 +169,11 @@ impl<C> WaitQueue<C> {
             (Sleeper::Task(waker), Some(Wake::Task(known))) if known.will_wake(waker) => {}
             (Sleeper::Task(waker), _) => *wake = Some(Wake::Task(waker.clone())),
             (Sleeper::Thread, Some(Wake::Thread(_))) => {}
-            (Sleeper::Thread, _) => *wake = Some(Wake::Thread(Parker::current())),
+            (Sleeper::Thread, _) => {
+                let parker = Parker::current();
+                parker.reset();
+                *wake = Some(Wake::Thread(parker));
+            }
         }
     }
 
