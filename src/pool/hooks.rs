@@ -26,6 +26,7 @@ impl<C> Default for Hooks<C> {
 }
 
 /// Runs `hook` (if any) on `conn`, turning a panic into an error.
+#[inline]
 pub(crate) fn run<C>(hook: &Option<Hook<C>>, conn: &mut C) -> Result<(), HookError> {
     match hook {
         None => Ok(()),
