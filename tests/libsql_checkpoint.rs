@@ -140,22 +140,40 @@ fn the_wal_stays_bounded_only_because_the_lane_checkpoints() {
     );
 }
 
+/// How many of this process's file descriptors are open on `db`: one per open SQLite connection.
+#[cfg(target_os = "linux")]
+fn descriptors_on(db: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target == db)
+        .count()
+}
+
 #[test]
 fn closing_the_lanes_closes_the_checkpoint_connection_and_the_wal_goes() {
     let dir = tempfile::tempdir().unwrap();
     let (lanes, db) = lanes(dir.path(), 10);
+    let db = db.canonicalize().unwrap();
     insert_one_by_one(&lanes, &db, 100);
     assert_eq!(lanes.statistics().checkpoints, 10);
     assert!(journal(&db, "-wal").exists());
+    // The database's anchor, the writer and the checkpoint connection (no reader was needed yet).
+    #[cfg(target_os = "linux")]
+    assert_eq!(descriptors_on(&db), 3);
 
     lanes.close();
-    // Every connection is closed, so the last one checkpointed and removed the WAL files, although
-    // the lanes themselves are still alive.
+    // Only the anchor is left, although the lanes are still alive; the last connection to close
+    // checkpointed and removed the WAL files.
+    #[cfg(target_os = "linux")]
+    assert_eq!(descriptors_on(&db), 1, "a connection outlived close()");
     for suffix in ["-wal", "-shm"] {
         assert!(!journal(&db, suffix).exists(), "{suffix} left behind");
     }
     assert!(matches!(lanes.write_blocking(), Err(LibsqlError::Pool(_))));
     drop(lanes);
+    #[cfg(target_os = "linux")]
+    assert_eq!(descriptors_on(&db), 0);
 
     let database = LibsqlDatabase::open_file(&db).unwrap();
     let conn = database.connect().unwrap();

@@ -10,10 +10,11 @@
 //! * The `memdb` VFS (`file:/NAME?vfs=memdb`) shares one database with ordinary file locking, which the
 //!   busy timeout covers: the same load had 0 errors. So in-memory databases use `memdb`, with a unique
 //!   name per [`LibsqlDatabase`].
-//! * A shared in-memory database disappears when its last connection closes, and closing the last
-//!   connection of a WAL file checkpoints it and deletes the `-wal`/`-shm` files (the next open makes them
-//!   again, and readers see "database is locked" meanwhile). So every local [`LibsqlDatabase`] keeps one
-//!   connection of its own open for its whole life: the *anchor*.
+//! * A shared in-memory database disappears when its last connection closes. So every local
+//!   [`LibsqlDatabase`] keeps one connection of its own open for its whole life: the *anchor*. It does
+//!   not keep a WAL file's `-wal`/`-shm` files: SQLite checkpoints and removes them whenever a closing
+//!   connection can lock the file exclusively, which an idle connection (the anchor included) does not
+//!   prevent. Closing every pool over a file therefore leaves no journal files behind, anchor or not.
 //! * Connections opened before `PRAGMA journal_mode=WAL` keep the old mode, so WAL is switched on
 //!   through the anchor when the database is opened, before any pool opens a connection. The PRAGMA
 //!   returns a row, so it runs through `query` (`execute` fails with `ExecuteReturnedRows`).

@@ -253,7 +253,7 @@ impl<R: Runtime> Plan<R> {
     /// Pools over a `libsql::Database` opened by the caller. Its kind is not visible, so it is probed
     /// with one local-only call: a remote database (or an embedded replica) gets one pool; a private
     /// in-memory database, which exists once per connection, gets one connection that is never
-    /// closed; a local file gets lanes, and an anchor connection that keeps its WAL files alive.
+    /// closed; a local file gets lanes (and the probe connection stays open beside them).
     fn wrap(&self, database: libsql::Database) -> Result<Connections> {
         let probe = database.connect()?;
         // Remote connections refuse an authorizer; clearing it on a local connection changes nothing.
