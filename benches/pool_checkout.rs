@@ -36,6 +36,11 @@
 //! lets a few callers run through their whole share while the others starve, and shows a small number.
 //! Barging saves a wake-up per checkout, so it raises throughput in this benchmark at the price of
 //! latency for everyone else.
+//!
+//! After a full run (no filter, not `--test`), an interleaved pass runs every contender of each
+//! contended cell once per round, in an order that rotates from round to round, and reports the median
+//! time per checkout and the ratios taken round by round (ours against the best async rival, and ours
+//! against r2d2 for threads), with their range. Contenders of one round share the machine's load.
 
 mod support;
 
@@ -397,8 +402,8 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-/// Prints and saves the medians of the measurement samples of every benchmark that ran.
-fn summarize() {
+/// Prints the medians of the measurement samples of every benchmark that ran, and returns the table.
+fn summarize() -> String {
     let samples = SAMPLES.lock().expect("samples");
     let mut benches: Vec<&str> = Vec::new();
     for sample in samples.iter() {
@@ -407,7 +412,7 @@ fn summarize() {
         }
     }
     if benches.is_empty() {
-        return;
+        return String::new();
     }
     let mut table = String::from(
         "bench\tsamples\twall_ns_per_checkout\tcpu_ns_per_checkout\tcpu_share\tfirst_done_pct\n",
@@ -439,12 +444,17 @@ fn summarize() {
         ));
     }
     println!("\nMedians per checkout over the measurement samples (ns):\n{table}");
+    table
+}
+
+/// Writes the report to `target/criterion/pool_checkout_summary.tsv`.
+fn save(report: &str) {
     let dir = std::path::Path::new(
         &std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()),
     )
     .join("criterion");
     if std::fs::create_dir_all(&dir).is_ok() {
-        let _ = std::fs::write(dir.join("pool_checkout_summary.tsv"), table);
+        let _ = std::fs::write(dir.join("pool_checkout_summary.tsv"), report);
     }
 }
 
@@ -650,7 +660,109 @@ fn pool_checkout(c: &mut Criterion) {
         group.finish();
     }
     pools.assert_warm("after measuring");
-    summarize();
+    let mut report = summarize();
+    if measured_fully() {
+        report.push_str(&interleave(&rt, &pools));
+        pools.assert_warm("after the interleaved rounds");
+    }
+    save(&report);
+}
+
+// ----------------------------------------------------------------------------------------------------
+// Interleaved rounds
+// ----------------------------------------------------------------------------------------------------
+
+/// Rounds of the interleaved pass, and checkouts per contender and round (async; blocking callers,
+/// about 10 times slower per checkout, do a tenth).
+const ROUNDS: usize = 11;
+const ROUND_CHECKOUTS: u64 = 200_000;
+
+/// Whether every benchmark ran its full measurement (no filter left one out, and this is not `--test`).
+fn measured_fully() -> bool {
+    let samples = SAMPLES.lock().expect("samples");
+    let cells = 1 + CALLERS.len();
+    let contenders = 5;
+    let mut benches: Vec<&str> = samples.iter().map(|s| s.bench.as_str()).collect();
+    benches.sort_unstable();
+    benches.dedup();
+    benches.len() == cells * contenders
+        && benches
+            .iter()
+            .all(|b| samples.iter().filter(|s| s.bench == *b).count() > SAMPLE_SIZE)
+}
+
+/// Criterion measures one benchmark after another, and on this machine a whole benchmark can fall in a
+/// fast or a slow mode of the tokio workers (see `features.md`), or in a burst of load from other
+/// processes. So each contended cell also runs every contender once per round, in an order that rotates
+/// from round to round, and the ratios are taken round by round, between runs that shared the machine.
+fn interleave(rt: &Runtime, pools: &Contenders) -> String {
+    let mut report = format!(
+        "\nInterleaved rounds ({ROUNDS} per cell; {ROUND_CHECKOUTS} checkouts per async run, a tenth per \
+         blocking run): median ns per checkout\ncell\tours_async\tdeadpool\tbb8\tours_blocking\tr2d2\t\
+         ours_async_vs_best_async_rival\tours_blocking_vs_r2d2\n"
+    );
+    for callers in CALLERS {
+        let threads = callers.min(MAX_OS_THREADS);
+        let ours_crew = Crew::new(&pools.ours_blocking, threads);
+        let r2d2_crew = Crew::new(&pools.r2d2, threads);
+        let blocking = ROUND_CHECKOUTS / 10;
+        let mut runs: Vec<Box<dyn FnMut() -> f64 + '_>> = vec![
+            Box::new(|| {
+                per_checkout(
+                    run_async_crowd(rt, &pools.ours_async, callers, ROUND_CHECKOUTS),
+                    ROUND_CHECKOUTS,
+                )
+            }),
+            Box::new(|| {
+                per_checkout(
+                    run_async_crowd(rt, &pools.deadpool, callers, ROUND_CHECKOUTS),
+                    ROUND_CHECKOUTS,
+                )
+            }),
+            Box::new(|| {
+                per_checkout(
+                    run_async_crowd(rt, &pools.bb8, callers, ROUND_CHECKOUTS),
+                    ROUND_CHECKOUTS,
+                )
+            }),
+            Box::new(|| per_checkout(ours_crew.run(blocking), blocking)),
+            Box::new(|| per_checkout(r2d2_crew.run(blocking), blocking)),
+        ];
+        let mut times = vec![Vec::with_capacity(ROUNDS); runs.len()];
+        for round in 0..ROUNDS {
+            for k in 0..runs.len() {
+                let who = (round + k) % runs.len();
+                times[who].push(runs[who]());
+            }
+        }
+        let async_ratios: Vec<f64> = (0..ROUNDS)
+            .map(|r| times[1][r].min(times[2][r]) / times[0][r])
+            .collect();
+        let blocking_ratios: Vec<f64> = (0..ROUNDS).map(|r| times[4][r] / times[3][r]).collect();
+        let medians: Vec<String> = times
+            .iter()
+            .map(|t| format!("{:.1}", median(t.clone())))
+            .collect();
+        report.push_str(&format!(
+            "contended_{callers}\t{}\t{}\t{}\n",
+            medians.join("\t"),
+            spread(async_ratios),
+            spread(blocking_ratios),
+        ));
+    }
+    println!("{report}");
+    report
+}
+
+fn per_checkout(run: Run, checkouts: u64) -> f64 {
+    run.wall.as_nanos() as f64 / checkouts as f64
+}
+
+/// "median (min-max)" of `values`.
+fn spread(values: Vec<f64>) -> String {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{:.2} ({min:.2}-{max:.2})", median(values))
 }
 
 fn config() -> Criterion {
