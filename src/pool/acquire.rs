@@ -19,7 +19,7 @@ use std::time::Instant;
 use super::error::PoolError;
 use super::guard::PooledConnection;
 use super::manager::Manager;
-use super::parker::{self, Parker};
+use super::parker::{Parker, Spun};
 use super::shared::Shared;
 use super::state::{Effects, Grant};
 use super::waiters::{Ended, Sleeper, Taken};
@@ -103,7 +103,7 @@ pub(crate) fn begin<M: Manager>(
     let key = state.waiters.enqueue(deadline);
     let thread = matches!(sleeper, Sleeper::Thread);
     state.waiters.park(key, sleeper);
-    if thread && state.waiters.len() == 1 && parker::worth_spinning(state.in_use) {
+    if thread && state.waiters.len() == 1 && state.may_spin() {
         // First in line: nobody will nudge this thread, so it nudges itself and spins once before it
         // sleeps (see `Parker`).
         Parker::current().nudge();
@@ -174,8 +174,8 @@ impl<'a, M: Manager> Acquire<'a, M> {
         let parker = Parker::current();
         loop {
             crate::sync::park_until(deadline);
-            if parker.take_nudge() && !parker.has_news() {
-                parker.spin();
+            if parker.take_nudge() && !parker.has_news() && parker.spin() == Spun::Descheduled {
+                self.shared.lock().pause_spinning();
             }
             parker.clear();
             if let Poll::Ready(result) = self.poll_grant(Sleeper::Thread) {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::config::ReuseOrder;
 use super::error::PoolState;
-use super::parker::Parker;
+use super::parker::{self, Parker, SPIN_PAUSE};
 use super::stats::CloseReason;
 use super::waiters::{HandedOff, WaitQueue, Wake};
 use crate::observe::Notes;
@@ -156,6 +156,8 @@ pub(crate) struct State<C> {
     pub(crate) leases: Vec<Option<Lease>>,
     /// When the timeout task will next look at waiters' deadlines (`None`: when told to).
     pub(crate) sweep_at: Option<Instant>,
+    /// Hand-offs left before waiters may spin again (see [`State::may_spin`]).
+    spin_pause: u32,
 }
 
 impl<C> State<C> {
@@ -169,8 +171,29 @@ impl<C> State<C> {
             waiters: WaitQueue::default(),
             last_error: None,
             leases: Vec::new(),
+            spin_pause: 0,
             sweep_at: None,
         }
+    }
+
+    /// Whether the thread next in line may be woken early to spin: only while fewer connections are
+    /// out than there are cores ([`parker::worth_spinning`]), and not for a while after a spinner lost
+    /// its core to another thread.
+    pub(crate) fn may_spin(&mut self) -> bool {
+        if !parker::worth_spinning(self.in_use) {
+            return false;
+        }
+        if self.spin_pause > 0 {
+            self.spin_pause -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// A spinner lost its core to another thread (the machine is busier than its cores): spinning
+    /// would make waiters miss their wake-ups, so nobody spins for the next [`SPIN_PAUSE`] hand-offs.
+    pub(crate) fn pause_spinning(&mut self) {
+        self.spin_pause = SPIN_PAUSE;
     }
 
     /// Open connections plus slots being opened.
@@ -221,7 +244,8 @@ impl<C> State<C> {
             effects.close.push((conn.raw, CloseReason::Retired));
             return;
         }
-        match self.waiters.hand_off(Grant::Conn(conn), self.in_use) {
+        let spin = self.may_spin();
+        match self.waiters.hand_off(Grant::Conn(conn), spin) {
             Ok(handed) => effects.handed_off(handed),
             Err(Grant::Conn(conn)) => {
                 self.in_use -= 1;
@@ -245,7 +269,8 @@ impl<C> State<C> {
     /// Gives every free slot to a waiter, oldest first.
     pub(crate) fn grant_free_capacity(&mut self, effects: &mut Effects<C>) {
         while !self.closed && self.size() < self.max && !self.waiters.is_empty() {
-            match self.waiters.hand_off(Grant::Create, self.in_use) {
+            let spin = self.may_spin();
+            match self.waiters.hand_off(Grant::Create, spin) {
                 Ok(handed) => {
                     self.connecting += 1;
                     effects.handed_off(handed);

@@ -13,7 +13,7 @@ use std::time::Instant;
 use super::state::{Few, Grant};
 use std::sync::Arc;
 
-use super::parker::{self, Parker};
+use super::parker::Parker;
 
 /// How to wake a waiter.
 pub(crate) enum Wake {
@@ -124,27 +124,23 @@ impl<C> WaitQueue<C> {
 
     /// Hands `grant` to the oldest waiter and returns how to wake it once the lock is released (nothing
     /// if it has not gone to sleep yet: it will find the grant when it looks), and the thread that is
-    /// now first in line, to nudge (see [`Parker`]) if spinning is worth it with `holders` connections
-    /// out. Gives the grant back if nobody waits.
-    pub(crate) fn hand_off(
-        &mut self,
-        grant: Grant<C>,
-        holders: usize,
-    ) -> Result<HandedOff, Grant<C>> {
+    /// now first in line, to nudge (see [`Parker`]) if `spin` allows. Gives the grant back if nobody
+    /// waits.
+    pub(crate) fn hand_off(&mut self, grant: Grant<C>, spin: bool) -> Result<HandedOff, Grant<C>> {
         let Some(key) = self.order.pop_front() else {
             return Err(grant);
         };
         let entry = &mut self.entries[key];
         entry.grant = Some(grant);
         let wake = entry.wake.take();
-        let nudge = self
-            .order
-            .front()
-            .filter(|_| parker::worth_spinning(holders))
-            .and_then(|&next| match &self.entries[next].wake {
-                Some(Wake::Thread(parker)) => Some(parker.clone()),
-                _ => None,
-            });
+        let nudge =
+            self.order
+                .front()
+                .filter(|_| spin)
+                .and_then(|&next| match &self.entries[next].wake {
+                    Some(Wake::Thread(parker)) => Some(parker.clone()),
+                    _ => None,
+                });
         Ok(HandedOff { wake, nudge })
     }
 
