@@ -174,8 +174,15 @@ impl<'a, M: Manager> Acquire<'a, M> {
         let parker = Parker::current();
         loop {
             crate::sync::park_until(deadline);
-            if parker.take_nudge() && !parker.has_news() && parker.spin() == Spun::Descheduled {
-                self.shared.lock().pause_spinning();
+            if parker.take_nudge() && !parker.has_news() {
+                match parker.spin() {
+                    Spun::News => self.shared.spin_backoff.succeeded(),
+                    Spun::Descheduled => {
+                        let hand_offs = self.shared.spin_backoff.failed();
+                        self.shared.lock().pause_spinning(hand_offs);
+                    }
+                    Spun::TimedOut => {}
+                }
             }
             parker.clear();
             if let Poll::Ready(result) = self.poll_grant(Sleeper::Thread) {

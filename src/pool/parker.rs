@@ -14,7 +14,7 @@
 //! grant comes waits for that slice, where a parked thread would have been woken at once. Measured
 //! with two CPU-bound processes beside 8 threads taking turns: 250 to 570 us per turn with spinning,
 //! against 10 to 50 us parked. So a spinner whose yield kept it off the core for more than
-//! [`DESCHEDULED`] reports it, and the pool stops nudging for the next [`SPIN_PAUSE`] hand-offs.
+//! [`DESCHEDULED`] reports it, and the pool stops nudging for a while ([`SpinBackoff`]).
 //!
 //! Order is unchanged (grants still go strictly to the oldest waiter): only the wake-up latency of the
 //! next in line is hidden behind the current holder's work. This is the "first waiter spins while the
@@ -25,7 +25,7 @@
 //! ([`worth_spinning`]), so never on a single core, nor under loom (which models the parking, not the
 //! time).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 #[cfg(not(loom))]
@@ -39,8 +39,9 @@ pub(crate) const SPIN: Duration = Duration::from_micros(200);
 /// A yield that kept the spinner off its core longer than this means other threads compete for it.
 #[cfg_attr(loom, allow(dead_code))]
 pub(crate) const DESCHEDULED: Duration = Duration::from_micros(500);
-/// Hand-offs without nudges after a spinner was descheduled (a few to a few hundred milliseconds).
-pub(crate) const SPIN_PAUSE: u32 = 10_000;
+/// The fewest and the most hand-offs without nudges after a spinner was descheduled.
+const MIN_PAUSE: u32 = 64;
+const MAX_PAUSE: u32 = 16_384;
 /// Checks of the flag between two yields.
 #[cfg(not(loom))]
 const SPINS_PER_YIELD: usize = 4;
@@ -161,6 +162,34 @@ pub(crate) enum Spun {
     Descheduled,
 }
 
+/// How many hand-offs the pool goes without nudges after a spinner was descheduled: 4 times more after
+/// each descheduled spin, half as many after each spin that got its news, between 64 and 16,384. A busy
+/// machine thus soon stops spinning, and a passing burst (a checkpoint on another thread) pauses it
+/// only briefly. Races between updates only blur the heuristic.
+pub(crate) struct SpinBackoff(AtomicU32);
+
+impl SpinBackoff {
+    pub(crate) fn new() -> Self {
+        Self(AtomicU32::new(MIN_PAUSE))
+    }
+
+    /// A spin got its news.
+    pub(crate) fn succeeded(&self) {
+        let pause = self.0.load(Ordering::Relaxed);
+        if pause > MIN_PAUSE {
+            self.0.store((pause / 2).max(MIN_PAUSE), Ordering::Relaxed);
+        }
+    }
+
+    /// A spinner was descheduled; returns the hand-offs to go without nudges.
+    pub(crate) fn failed(&self) -> u32 {
+        let pause = self.0.load(Ordering::Relaxed);
+        self.0
+            .store(pause.saturating_mul(4).min(MAX_PAUSE), Ordering::Relaxed);
+        pause
+    }
+}
+
 /// Whether a waiter should spin while `holders` connections are out: only if every holder can be
 /// running on a core of its own with one core left for the spinner. With more holders than that, some
 /// holder is waiting for a core, and a spinner would take it (64 threads sharing 8 connections on 2
@@ -176,5 +205,32 @@ pub(crate) fn worth_spinning(holders: usize) -> bool {
     {
         static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
         holders < *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_grows_fourfold_when_spinners_are_descheduled_and_halves_when_they_succeed() {
+        let backoff = SpinBackoff::new();
+        let pauses: Vec<u32> = (0..7).map(|_| backoff.failed()).collect();
+        assert_eq!(pauses, [64, 256, 1_024, 4_096, 16_384, 16_384, 16_384]);
+        backoff.succeeded();
+        assert_eq!(backoff.failed(), 8_192);
+        for _ in 0..20 {
+            backoff.succeeded();
+        }
+        assert_eq!(backoff.failed(), MIN_PAUSE);
+    }
+
+    #[test]
+    fn a_spin_ends_with_the_news_that_came_before_it() {
+        let parker = Parker::new();
+        parker.notify();
+        assert_eq!(parker.spin(), Spun::News);
+        parker.reset();
+        assert!(!parker.has_news() && !parker.take_nudge());
     }
 }

@@ -12,6 +12,7 @@ use super::config::PoolConfig;
 use super::error::{PoolError, PoolState};
 use super::hooks::{self, Hooks};
 use super::manager::Manager;
+use super::parker::SpinBackoff;
 use super::state::{Conn, Effects, State};
 use super::stats::{CloseReason, Counters};
 use crate::observe::Observer;
@@ -34,6 +35,8 @@ pub(crate) struct Shared<M: Manager> {
     /// Notified when a waiter's deadline comes before the one the timeout task sleeps towards.
     pub(crate) deadlines: Event,
     jitter: AtomicU64,
+    /// How long to stop nudging waiters after a spinner was descheduled.
+    pub(crate) spin_backoff: SpinBackoff,
 }
 
 impl<M: Manager> Shared<M> {
@@ -56,6 +59,7 @@ impl<M: Manager> Shared<M> {
             closing: Event::new(),
             deadlines: Event::new(),
             jitter: AtomicU64::new(RandomState::new().hash_one(0u8)),
+            spin_backoff: SpinBackoff::new(),
         }
     }
 

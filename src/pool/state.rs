@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::config::ReuseOrder;
 use super::error::PoolState;
-use super::parker::{self, Parker, SPIN_PAUSE};
+use super::parker::{self, Parker};
 use super::stats::CloseReason;
 use super::waiters::{HandedOff, WaitQueue, Wake};
 use crate::observe::Notes;
@@ -191,9 +191,9 @@ impl<C> State<C> {
     }
 
     /// A spinner lost its core to another thread (the machine is busier than its cores): spinning
-    /// would make waiters miss their wake-ups, so nobody spins for the next [`SPIN_PAUSE`] hand-offs.
-    pub(crate) fn pause_spinning(&mut self) {
-        self.spin_pause = SPIN_PAUSE;
+    /// would make waiters miss their wake-ups, so nobody spins for the next `hand_offs` hand-offs.
+    pub(crate) fn pause_spinning(&mut self, hand_offs: u32) {
+        self.spin_pause = hand_offs;
     }
 
     /// Open connections plus slots being opened.
