@@ -14,6 +14,11 @@
 //! writers or readers; at most one runs at a time (a holder that finds one running goes on). A failed
 //! checkpoint loses nothing (the pages stay in the WAL, which only grows until the next one) and is
 //! retried at the next threshold.
+//!
+//! The checkpoint runs on the returning thread (an executor thread, for async callers), as SQLite's
+//! own automatic checkpoint does. Handing it to the runtime's blocking pool instead was tried and
+//! dropped: in an A/B run of `benches/libsql.rs` on 2 cores, 8 writers' inserts went from 1.06x to
+//! 0.85x a plain pool's throughput with tasks, and from 0.58x to 0.33x with threads.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
