@@ -206,6 +206,25 @@ impl LanedPoolBuilder {
     /// them itself, after its connection went back, so that no writer waits for one. 0 leaves them
     /// to SQLite, which runs them inside the `COMMIT` of the writer that takes the WAL past 1,000
     /// pages, while it holds the lane. Not used unless the database is a WAL file.
+    ///
+    /// ```
+    /// use memory_storage_turso::libsql::{block_on, LanedPool, LibsqlDatabase};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let database = LibsqlDatabase::open_file(dir.path().join("app.db")).unwrap();
+    /// let lanes = LanedPool::builder(database).checkpoint_after_changes(10).build().unwrap();
+    /// block_on(async {
+    ///     let mut writer = lanes.write_blocking()?;
+    ///     writer.execute_schema("CREATE TABLE t(n INTEGER)").await?;
+    ///     let ten = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 10)
+    ///                INSERT INTO t(n) SELECT n FROM c";
+    ///     writer.execute_cached(ten, ()).await?;
+    ///     Ok::<_, memory_storage_turso::libsql::LibsqlError>(())
+    /// })
+    /// .unwrap();
+    /// // The writer went back with 10 changed rows: it checkpointed once the lane was handed on.
+    /// assert_eq!(lanes.statistics().checkpoints, 1);
+    /// ```
     pub fn checkpoint_after_changes(mut self, changes: u64) -> Self {
         self.checkpoint_after_changes = changes;
         self
