@@ -825,3 +825,52 @@ fn threads_taking_turns_on_one_connection_lose_no_turn_and_no_wake_up() {
     assert_consistent(&pool);
     println!("timeouts of the impatient threads: {timeouts:?}");
 }
+
+/// A thread-local whose destructor checks a connection out and has to wait for it, after the thread's
+/// own cached parker was already destroyed: the blocking wait must still work there.
+#[test]
+fn a_blocking_checkout_works_from_a_thread_local_destructor() {
+    type Late = Option<(Pool<TestManager>, std::sync::mpsc::Sender<&'static str>)>;
+    struct CheckoutOnDrop(Late);
+    impl Drop for CheckoutOnDrop {
+        fn drop(&mut self) {
+            if let Some((pool, said)) = self.0.take() {
+                said.send("destructor waits").unwrap();
+                let conn = pool.get_blocking().unwrap();
+                assert_eq!(conn.id, 0);
+                said.send("destructor got it").unwrap();
+            }
+        }
+    }
+    thread_local! {
+        static LATE: std::cell::RefCell<CheckoutOnDrop> =
+            const { std::cell::RefCell::new(CheckoutOnDrop(None)) };
+    }
+    let manager = TestManager::default();
+    let pool = pool(&manager, 1);
+    let held = pool.get_blocking().unwrap();
+    let (said, heard) = std::sync::mpsc::channel();
+    let (exit, may_exit) = std::sync::mpsc::channel::<()>();
+    let worker = {
+        let pool = pool.clone();
+        thread::spawn(move || {
+            // LATE's destructor is registered first, so it runs after that of the thread's parker,
+            // which the queued checkout below creates.
+            LATE.with(|late| late.borrow_mut().0 = Some((pool.clone(), said.clone())));
+            drop(pool.get_blocking().unwrap());
+            said.send("worker waited once").unwrap();
+            may_exit.recv().unwrap();
+        })
+    };
+    wait_until("the worker is queued", || pool.state().waiting == 1);
+    drop(held);
+    assert_eq!(heard.recv().unwrap(), "worker waited once");
+    let held = pool.get_blocking().unwrap();
+    exit.send(()).unwrap();
+    assert_eq!(heard.recv().unwrap(), "destructor waits");
+    wait_until("the destructor is queued", || pool.state().waiting == 1);
+    drop(held);
+    assert_eq!(heard.recv().unwrap(), "destructor got it");
+    worker.join().unwrap();
+    assert_consistent(&pool);
+}

@@ -62,7 +62,11 @@ impl Parker {
             thread_local! {
                 static PARKER: Arc<Parker> = Arc::new(Parker::new());
             }
-            PARKER.with(Arc::clone)
+            // During thread-local destruction (a checkout from another thread-local's destructor)
+            // the cached parker may be gone: a fresh one serves as well.
+            PARKER
+                .try_with(Arc::clone)
+                .unwrap_or_else(|_| Arc::new(Parker::new()))
         }
         #[cfg(loom)]
         Arc::new(Parker::new())
