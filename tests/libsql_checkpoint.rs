@@ -151,29 +151,27 @@ fn descriptors_on(db: &Path) -> usize {
 }
 
 #[test]
-fn closing_the_lanes_closes_the_checkpoint_connection_and_the_wal_goes() {
+fn closing_and_dropping_the_lanes_closes_every_connection_and_the_wal_goes() {
     let dir = tempfile::tempdir().unwrap();
     let (lanes, db) = lanes(dir.path(), 10);
     let db = db.canonicalize().unwrap();
     insert_one_by_one(&lanes, &db, 100);
     assert_eq!(lanes.statistics().checkpoints, 10);
-    assert!(journal(&db, "-wal").exists());
     // The database's anchor, the writer and the checkpoint connection (no reader was needed yet).
     #[cfg(target_os = "linux")]
     assert_eq!(descriptors_on(&db), 3);
 
     lanes.close();
-    // Only the anchor is left, although the lanes are still alive; the last connection to close
-    // checkpointed and removed the WAL files.
+    assert!(matches!(lanes.write_blocking(), Err(LibsqlError::Pool(_))));
+    // The anchor holds the WAL (and a lock that keeps SQLite from closing the other connections'
+    // descriptors) until the last pool over the database is dropped; then every connection is closed
+    // and the last one removed the WAL files.
+    drop(lanes);
     #[cfg(target_os = "linux")]
-    assert_eq!(descriptors_on(&db), 1, "a connection outlived close()");
+    assert_eq!(descriptors_on(&db), 0, "a connection outlived the lanes");
     for suffix in ["-wal", "-shm"] {
         assert!(!journal(&db, suffix).exists(), "{suffix} left behind");
     }
-    assert!(matches!(lanes.write_blocking(), Err(LibsqlError::Pool(_))));
-    drop(lanes);
-    #[cfg(target_os = "linux")]
-    assert_eq!(descriptors_on(&db), 0);
 
     let database = LibsqlDatabase::open_file(&db).unwrap();
     let conn = database.connect().unwrap();

@@ -84,7 +84,8 @@ fn assert_fully_closed(dir: &Path, db: &Path) {
     assert_eq!(
         journal_files(db),
         Vec::<PathBuf>::new(),
-        "journal files left"
+        "journal files left; descriptors still open: {:?}",
+        open_descriptors(dir)
     );
     assert_eq!(
         open_descriptors(dir),
