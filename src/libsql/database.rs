@@ -321,9 +321,15 @@ fn is_remote_url(target: &str) -> bool {
 /// 800 concurrent opens, with a busy timeout set). So the switch is retried for up to the default busy
 /// timeout.
 fn switch_to_wal(anchor: &libsql::Connection) -> Result<String> {
+    retry_while_locked(|| block_on(query_text(anchor, "PRAGMA journal_mode=WAL")))
+}
+
+/// Runs `step` again while it fails with a lock error, for up to the default busy timeout: the anchor
+/// runs with libSQL's busy timeout of 0, and other processes or threads may be opening the same file.
+fn retry_while_locked<T>(mut step: impl FnMut() -> Result<T>) -> Result<T> {
     let deadline = Instant::now() + ConnectionSetup::default().busy_timeout_value();
     loop {
-        match block_on(query_text(anchor, "PRAGMA journal_mode=WAL")) {
+        match step() {
             Err(error) if error.is_locked() && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -338,12 +344,14 @@ fn switch_to_wal(anchor: &libsql::Connection) -> Result<String> {
 /// Without it, two pool connections closing at the same moment could each see the other and both
 /// leave the files behind (seen in 3 to 8 % of the runs of a shutdown test).
 fn hold_the_wal(anchor: &libsql::Connection) -> Result<()> {
-    block_on(async {
-        let mut rows = anchor
-            .query("SELECT 1 FROM sqlite_master LIMIT 1", ())
-            .await?;
-        while rows.next().await?.is_some() {}
-        Ok(())
+    retry_while_locked(|| {
+        block_on(async {
+            let mut rows = anchor
+                .query("SELECT 1 FROM sqlite_master LIMIT 1", ())
+                .await?;
+            while rows.next().await?.is_some() {}
+            Ok(())
+        })
     })
 }
 
