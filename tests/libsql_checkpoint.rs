@@ -140,7 +140,8 @@ fn the_wal_stays_bounded_only_because_the_lane_checkpoints() {
     );
 }
 
-/// How many of this process's file descriptors are open on `db`: one per open SQLite connection.
+/// How many of this process's file descriptors are open on `db`: one per open SQLite connection (and
+/// per closed one whose descriptor SQLite keeps while another connection holds a lock on the file).
 #[cfg(target_os = "linux")]
 fn descriptors_on(db: &Path) -> usize {
     std::fs::read_dir("/proc/self/fd")

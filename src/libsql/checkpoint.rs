@@ -23,7 +23,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 
-use super::database::LibsqlDatabase;
+use super::database::{run_to_end, LibsqlDatabase};
 
 /// The default number of changed rows between two checkpoints of the write lane.
 pub const DEFAULT_CHECKPOINT_AFTER_CHANGES: u64 = 1_000;
@@ -96,7 +96,7 @@ impl Checkpointer {
         let Slot::Open(conn) = &*slot else {
             return false;
         };
-        match super::block_on(passive_checkpoint(conn)) {
+        match super::block_on(run_to_end(conn, "PRAGMA wal_checkpoint(PASSIVE)")) {
             Ok(()) => {
                 self.completed.fetch_add(1, Ordering::Relaxed);
                 true
@@ -121,12 +121,6 @@ impl Checkpointer {
         let mut slot = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         *slot = Slot::Closed;
     }
-}
-
-async fn passive_checkpoint(conn: &libsql::Connection) -> libsql::Result<()> {
-    let mut rows = conn.query("PRAGMA wal_checkpoint(PASSIVE)", ()).await?;
-    while rows.next().await?.is_some() {}
-    Ok(())
 }
 
 fn report_failure(error: &dyn std::fmt::Display) {

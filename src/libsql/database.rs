@@ -345,14 +345,15 @@ fn retry_while_locked<T>(mut step: impl FnMut() -> Result<T>) -> Result<T> {
 /// leave the files behind (seen in 3 to 8 % of the runs of a shutdown test).
 fn hold_the_wal(anchor: &libsql::Connection) -> Result<()> {
     retry_while_locked(|| {
-        block_on(async {
-            let mut rows = anchor
-                .query("SELECT 1 FROM sqlite_master LIMIT 1", ())
-                .await?;
-            while rows.next().await?.is_some() {}
-            Ok(())
-        })
+        block_on(run_to_end(anchor, "SELECT 1 FROM sqlite_master LIMIT 1")).map_err(Into::into)
     })
+}
+
+/// Runs a statement and steps through all its rows (a health check, a PRAGMA that returns rows).
+pub(crate) async fn run_to_end(conn: &libsql::Connection, sql: &str) -> libsql::Result<()> {
+    let mut rows = conn.query(sql, ()).await?;
+    while rows.next().await?.is_some() {}
+    Ok(())
 }
 
 /// Runs a statement that returns one text value (such as a PRAGMA) and returns it.

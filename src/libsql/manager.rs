@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use super::checkpoint::Checkpointer;
 use super::connection::{LibsqlConnection, TransactionMode};
-use super::database::{DatabaseKind, LibsqlDatabase};
+use super::database::{run_to_end, DatabaseKind, LibsqlDatabase};
 use super::error::{LibsqlError, Result};
-use super::setup::ConnectionSetup;
+use super::setup::{setup_error, ConnectionSetup};
 use super::statement_cache::DEFAULT_STATEMENT_CACHE_CAPACITY;
 use crate::pool::Manager;
 
@@ -119,21 +119,18 @@ impl LibsqlManager {
             kind => kind,
         };
         self.setup.apply(&conn, kind, database.is_wal()).await?;
-        if self.query_only {
-            conn.execute_batch("PRAGMA query_only=ON")
+        let lane_pragmas = [
+            (self.query_only, "PRAGMA query_only=ON", "PRAGMA query_only"),
+            (
+                self.checkpointer.is_some(),
+                "PRAGMA wal_autocheckpoint=0",
+                "PRAGMA wal_autocheckpoint",
+            ),
+        ];
+        for (_, sql, step) in lane_pragmas.into_iter().filter(|(on, ..)| *on) {
+            conn.execute_batch(sql)
                 .await
-                .map_err(|source| LibsqlError::Setup {
-                    step: "PRAGMA query_only",
-                    source: Box::new(source),
-                })?;
-        }
-        if self.checkpointer.is_some() {
-            conn.execute_batch("PRAGMA wal_autocheckpoint=0")
-                .await
-                .map_err(|source| LibsqlError::Setup {
-                    step: "PRAGMA wal_autocheckpoint",
-                    source: Box::new(source),
-                })?;
+                .map_err(|e| setup_error(step, e))?;
         }
         Ok(LibsqlConnection::new(
             conn,
@@ -145,9 +142,7 @@ impl LibsqlManager {
 
     /// The health check: `SELECT 1`, read to the end.
     pub(crate) async fn check(conn: &LibsqlConnection) -> Result<()> {
-        let mut rows = conn.query("SELECT 1", ()).await?;
-        while rows.next().await?.is_some() {}
-        Ok(())
+        Ok(run_to_end(conn, "SELECT 1").await?)
     }
 }
 

@@ -166,7 +166,7 @@ impl ConnectionSetup {
     }
 }
 
-fn setup_error(step: &'static str, error: libsql::Error) -> LibsqlError {
+pub(crate) fn setup_error(step: &'static str, error: libsql::Error) -> LibsqlError {
     LibsqlError::Setup {
         step,
         source: Box::new(error),

@@ -19,7 +19,7 @@ use std::time::Instant;
 use super::error::PoolError;
 use super::guard::PooledConnection;
 use super::manager::Manager;
-use super::parker::{Parker, Spun};
+use super::parker::Parker;
 use super::shared::Shared;
 use super::state::{Effects, Grant};
 use super::waiters::{Ended, Sleeper, Taken};
@@ -175,14 +175,7 @@ impl<'a, M: Manager> Acquire<'a, M> {
         loop {
             crate::sync::park_until(deadline);
             if parker.take_nudge() && !parker.has_news() {
-                match parker.spin() {
-                    Spun::News => self.shared.spin_backoff.succeeded(),
-                    Spun::Descheduled => {
-                        let hand_offs = self.shared.spin_backoff.failed();
-                        self.shared.lock().pause_spinning(hand_offs);
-                    }
-                    Spun::TimedOut => {}
-                }
+                self.shared.spun(parker.spin());
             }
             parker.clear();
             if let Poll::Ready(result) = self.poll_grant(Sleeper::Thread) {

@@ -12,7 +12,7 @@ use super::config::PoolConfig;
 use super::error::{PoolError, PoolState};
 use super::hooks::{self, Hooks};
 use super::manager::Manager;
-use super::parker::SpinBackoff;
+use super::parker::{SpinBackoff, Spun};
 use super::state::{Conn, Effects, State};
 use super::stats::{CloseReason, Counters};
 use crate::observe::Observer;
@@ -69,6 +69,19 @@ impl<M: Manager> Shared<M> {
 
     pub(crate) fn gauges(&self) -> PoolState {
         self.lock().gauges()
+    }
+
+    /// Learns from how a nudged waiter's spin ended: a descheduled spinner pauses spinning for a
+    /// while (see [`SpinBackoff`]).
+    pub(crate) fn spun(&self, spun: Spun) {
+        match spun {
+            Spun::News => self.spin_backoff.succeeded(),
+            Spun::Descheduled => {
+                let hand_offs = self.spin_backoff.failed();
+                self.lock().pause_spinning(hand_offs);
+            }
+            Spun::TimedOut => {}
+        }
     }
 
     /// Carries out what a critical section decided: wakes waiters, closes connections, then reports.

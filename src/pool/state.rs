@@ -17,7 +17,7 @@ use super::config::ReuseOrder;
 use super::error::PoolState;
 use super::parker::{self, Parker};
 use super::stats::CloseReason;
-use super::waiters::{HandedOff, WaitQueue, Wake};
+use super::waiters::{WaitQueue, Wake};
 use crate::observe::Notes;
 
 /// An open connection with its deadlines, computed when it is created or returned so that checkout only
@@ -79,13 +79,6 @@ impl<C> Effects<C> {
             && self.nudge.is_none()
             && self.close.is_empty()
             && self.notes.is_empty()
-    }
-
-    fn handed_off(&mut self, handed: HandedOff) {
-        self.wake.extend(handed.wake);
-        if handed.nudge.is_some() {
-            self.nudge = handed.nudge;
-        }
     }
 }
 
@@ -190,8 +183,17 @@ impl<C> State<C> {
         true
     }
 
+    /// After a hand-off: wakes the thread now first in line early, if spinning may pay, so that it
+    /// spins for the next grant (see [`Parker`]).
+    fn nudge_next(&mut self, effects: &mut Effects<C>) {
+        if self.waiters.first_thread().is_some() && self.may_spin() {
+            effects.nudge = self.waiters.first_thread().cloned();
+        }
+    }
+
     /// A spinner lost its core to another thread (the machine is busier than its cores): spinning
-    /// would make waiters miss their wake-ups, so nobody spins for the next `hand_offs` hand-offs.
+    /// would make waiters miss their wake-ups, so nobody is nudged for the next `hand_offs` hand-offs
+    /// that would have nudged a thread.
     pub(crate) fn pause_spinning(&mut self, hand_offs: u32) {
         self.spin_pause = hand_offs;
     }
@@ -244,9 +246,11 @@ impl<C> State<C> {
             effects.close.push((conn.raw, CloseReason::Retired));
             return;
         }
-        let spin = self.may_spin();
-        match self.waiters.hand_off(Grant::Conn(conn), spin) {
-            Ok(handed) => effects.handed_off(handed),
+        match self.waiters.hand_off(Grant::Conn(conn)) {
+            Ok(wake) => {
+                effects.wake.extend(wake);
+                self.nudge_next(effects);
+            }
             Err(Grant::Conn(conn)) => {
                 self.in_use -= 1;
                 self.idle.push_back(conn);
@@ -269,11 +273,11 @@ impl<C> State<C> {
     /// Gives every free slot to a waiter, oldest first.
     pub(crate) fn grant_free_capacity(&mut self, effects: &mut Effects<C>) {
         while !self.closed && self.size() < self.max && !self.waiters.is_empty() {
-            let spin = self.may_spin();
-            match self.waiters.hand_off(Grant::Create, spin) {
-                Ok(handed) => {
+            match self.waiters.hand_off(Grant::Create) {
+                Ok(wake) => {
                     self.connecting += 1;
-                    effects.handed_off(handed);
+                    effects.wake.extend(wake);
+                    self.nudge_next(effects);
                 }
                 Err(_) => break,
             }

@@ -10,10 +10,10 @@ use std::collections::VecDeque;
 use std::task::Waker;
 use std::time::Instant;
 
-use super::state::{Few, Grant};
 use std::sync::Arc;
 
 use super::parker::Parker;
+use super::state::{Few, Grant};
 
 /// How to wake a waiter.
 pub(crate) enum Wake {
@@ -50,14 +50,6 @@ struct Entry<C> {
     /// When the timeout task should end this wait (async waiters; threads time out themselves).
     deadline: Option<Instant>,
     occupied: bool,
-}
-
-/// What [`WaitQueue::hand_off`] asks the caller to do once the lock is released.
-pub(crate) struct HandedOff {
-    /// Wakes the waiter that got the grant.
-    pub(crate) wake: Option<Wake>,
-    /// The thread now first in line, to wake early so that it spins for the next grant.
-    pub(crate) nudge: Option<Arc<Parker>>,
 }
 
 /// What a waiter finds in its entry.
@@ -123,25 +115,24 @@ impl<C> WaitQueue<C> {
     }
 
     /// Hands `grant` to the oldest waiter and returns how to wake it once the lock is released (nothing
-    /// if it has not gone to sleep yet: it will find the grant when it looks), and the thread that is
-    /// now first in line, to nudge (see [`Parker`]) if `spin` allows. Gives the grant back if nobody
-    /// waits.
-    pub(crate) fn hand_off(&mut self, grant: Grant<C>, spin: bool) -> Result<HandedOff, Grant<C>> {
+    /// if it has not gone to sleep yet: it will find the grant when it looks). Gives the grant back if
+    /// nobody waits.
+    pub(crate) fn hand_off(&mut self, grant: Grant<C>) -> Result<Option<Wake>, Grant<C>> {
         let Some(key) = self.order.pop_front() else {
             return Err(grant);
         };
         let entry = &mut self.entries[key];
         entry.grant = Some(grant);
-        let wake = entry.wake.take();
-        let nudge =
-            self.order
-                .front()
-                .filter(|_| spin)
-                .and_then(|&next| match &self.entries[next].wake {
-                    Some(Wake::Thread(parker)) => Some(parker.clone()),
-                    _ => None,
-                });
-        Ok(HandedOff { wake, nudge })
+        Ok(entry.wake.take())
+    }
+
+    /// The parker of the first waiter in line, if it is a thread (the one to nudge, see [`Parker`]).
+    pub(crate) fn first_thread(&self) -> Option<&Arc<Parker>> {
+        let &key = self.order.front()?;
+        match &self.entries[key].wake {
+            Some(Wake::Thread(parker)) => Some(parker),
+            _ => None,
+        }
     }
 
     /// What the waiter `key` finds. A grant or an end frees the entry.
