@@ -41,6 +41,8 @@
 //!
 //! * `lanes`: the write lane of a [`LanedPool`] (one connection, callers queue for it), through
 //!   `execute_cached`.
+//! * `grouped`: the write lane's group commit, `LanedPool::execute`: each caller still sends one
+//!   `INSERT` and waits until it is committed, and concurrent inserts share a transaction.
 //! * `plain_pool`: a `Pool<LibsqlManager>` of 8 connections with the default `ConnectionSetup`
 //!   (busy timeout 5 s, WAL, `synchronous=NORMAL`), through `execute_cached`, so that writers fight
 //!   over the file lock and SQLite's busy handler orders them.
@@ -453,6 +455,29 @@ impl BlockingWorker for LaneWrite {
     }
 }
 
+/// Inserts through the write lane's group commit (`LanedPool::execute`).
+#[derive(Clone)]
+struct GroupedWrite(LanedPool);
+
+impl Worker for GroupedWrite {
+    async fn op(&mut self, caller: usize, i: u64) -> Result<(), Failure> {
+        self.0
+            .execute(INSERT, (caller as i64, i as i64, INSERTED_VALUE))
+            .await
+            .map_err(Failure::ours)?;
+        Ok(())
+    }
+}
+
+impl BlockingWorker for GroupedWrite {
+    fn op_blocking(&mut self, caller: usize, i: u64) -> Result<(), Failure> {
+        self.0
+            .execute_blocking(INSERT, (caller as i64, i as i64, INSERTED_VALUE))
+            .map_err(Failure::ours)?;
+        Ok(())
+    }
+}
+
 /// Inserts through a plain pool of 8 equal connections.
 #[derive(Clone)]
 struct PlainWrite(LibsqlPool);
@@ -714,6 +739,7 @@ struct Contenders {
     deadpool: deadpool_libsql::Pool,
     raw: RawSource,
     write_lanes: LanedPool,
+    grouped: LanedPool,
     plain: LibsqlPool,
     old_write: OldDesign,
 }
@@ -741,6 +767,13 @@ impl Contenders {
         .runtime(tokio.clone())
         .build()
         .expect("build the write lanes");
+        let grouped = LanedPool::builder(
+            LibsqlDatabase::open_file(file("grouped_write.db")).expect("open the group's database"),
+        )
+        .readers(1)
+        .runtime(tokio.clone())
+        .build()
+        .expect("build the group-commit lanes");
         let plain = Pool::builder(LibsqlManager::new(
             LibsqlDatabase::open_file(file("plain_write.db")).expect("open the plain database"),
         ))
@@ -789,6 +822,7 @@ impl Contenders {
             deadpool,
             raw,
             write_lanes,
+            grouped,
             plain,
             old_write,
         };
@@ -810,6 +844,11 @@ impl Contenders {
             self.write_lanes
                 .write_blocking()
                 .expect("warm the write lane"),
+        );
+        drop(
+            self.grouped
+                .write_blocking()
+                .expect("warm the group's lane"),
         );
         rt.block_on(async {
             let mut held = Vec::new();
@@ -853,6 +892,17 @@ impl Contenders {
         );
         let write = self.write_lanes.statistics().write;
         assert_eq!(write.total_created, 1, "write lane reopened: {write:?}");
+        let grouped = self.grouped.statistics();
+        assert_eq!(
+            grouped.write.total_created, 1,
+            "group's lane reopened: {grouped:?}"
+        );
+        println!(
+            "group commit: {} inserts in {} transactions ({:.1} per transaction)",
+            grouped.grouped_statements,
+            grouped.group_commits,
+            grouped.grouped_statements as f64 / grouped.group_commits.max(1) as f64
+        );
         let plain = self.plain.statistics();
         assert!(plain.total_created <= POOL_SIZE, "plain pool: {plain:?}");
         let status = self.deadpool.status();
@@ -884,6 +934,12 @@ impl Contenders {
         };
         let lanes_rows = count(&self.write_lanes.read_blocking().expect("write lanes"));
         assert_eq!(lanes_rows, succeeded("/lanes_"), "rows of the write lane");
+        let grouped_rows = count(&self.grouped.read_blocking().expect("group's lanes"));
+        assert_eq!(
+            grouped_rows,
+            succeeded("/grouped_"),
+            "rows of the group commit"
+        );
         let plain_rows = count(&self.plain.get_blocking().expect("plain pool"));
         assert_eq!(
             plain_rows,
@@ -1030,6 +1086,7 @@ fn libsql_benches(c: &mut Criterion) {
         let each = Split::Each(INSERTS_PER_WRITER);
         let lanes = LaneWrite(contenders.write_lanes.clone());
         let plain = PlainWrite(contenders.plain.clone());
+        let grouped = GroupedWrite(contenders.grouped.clone());
         bench_tasks(
             g,
             &id("lanes_async"),
@@ -1048,7 +1105,17 @@ fn libsql_benches(c: &mut Criterion) {
             WRITERS,
             each,
         );
+        bench_tasks(
+            g,
+            &id("grouped_async"),
+            10,
+            &rt,
+            &Clones(grouped.clone()),
+            WRITERS,
+            each,
+        );
         bench_threads(g, &id("lanes_blocking"), 10, &lanes, WRITERS, each);
+        bench_threads(g, &id("grouped_blocking"), 10, &grouped, WRITERS, each);
         bench_threads(g, &id("plain_pool_blocking"), 10, &plain, WRITERS, each);
         group.finish();
     }
@@ -1120,11 +1187,14 @@ fn libsql_benches(c: &mut Criterion) {
     if measured_fully("writes/") {
         let lanes = LaneWrite(contenders.write_lanes.clone());
         let plain = PlainWrite(contenders.plain.clone());
+        let grouped = GroupedWrite(contenders.grouped.clone());
         let each = Split::Each(INSERTS_PER_WRITER);
         let lanes_async = Clones(lanes.clone());
         let plain_async = Clones(plain.clone());
+        let grouped_async = Clones(grouped.clone());
         let lanes_crew = Crew::new(&lanes, WRITERS, each);
         let plain_crew = Crew::new(&plain, WRITERS, each);
+        let grouped_crew = Crew::new(&grouped, WRITERS, each);
         let batch = WRITERS as u64 * INSERTS_PER_WRITER;
         let rt = &rt;
         interleave(
@@ -1140,7 +1210,13 @@ fn libsql_benches(c: &mut Criterion) {
                     batch,
                     Box::new(|| run_tasks(rt, &plain_async, WRITERS, each, 1)),
                 ),
+                (
+                    "grouped_async",
+                    batch,
+                    Box::new(|| run_tasks(rt, &grouped_async, WRITERS, each, 1)),
+                ),
                 ("lanes_blocking", batch, Box::new(|| lanes_crew.run(1))),
+                ("grouped_blocking", batch, Box::new(|| grouped_crew.run(1))),
                 ("plain_pool_blocking", batch, Box::new(|| plain_crew.run(1))),
             ],
         );
@@ -1356,6 +1432,8 @@ fn goals() -> Vec<(String, String, f64)> {
     for (ours, other) in [
         ("lanes_async", "plain_pool_async"),
         ("lanes_blocking", "plain_pool_blocking"),
+        ("grouped_async", "plain_pool_async"),
+        ("grouped_blocking", "plain_pool_blocking"),
         ("lanes_async", "old_design"),
     ] {
         goals.push((format!("{cell}/{ours}"), format!("{cell}/{other}"), 1.0));

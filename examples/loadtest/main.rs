@@ -357,6 +357,11 @@ fn pool_report(target: &Target, prefix: &str) -> Vec<(String, u64)> {
                 format!("{prefix}write lane checkouts"),
                 stats.write.total_checkouts as u64,
             ));
+            rows.push((
+                format!("{prefix}writes (group commit)"),
+                stats.grouped_statements,
+            ));
+            rows.push((format!("{prefix}write transactions"), stats.group_commits));
             rows
         }
         Target::Pool(pool) => pool_rows(prefix, &pool.statistics()),

@@ -111,7 +111,8 @@ impl Target {
     pub async fn write(&self, id: i64, value: &str) -> Result<(), OpError> {
         match self {
             Target::Lanes(lanes) => {
-                write_pooled(lanes.write().await.map_err(kind)?, id, value).await
+                lanes.execute(WRITE, (value, id)).await.map_err(kind)?;
+                Ok(())
             }
             Target::Pool(pool) => {
                 write_pooled(pool.get().await.map_err(|e| kind(e.into()))?, id, value).await
@@ -148,11 +149,10 @@ impl Target {
     /// [`write`](Self::write) for threads.
     pub fn write_blocking(&self, id: i64, value: &str) -> Result<(), OpError> {
         match self {
-            Target::Lanes(lanes) => block_on(write_pooled(
-                lanes.write_blocking().map_err(kind)?,
-                id,
-                value,
-            )),
+            Target::Lanes(lanes) => {
+                lanes.execute_blocking(WRITE, (value, id)).map_err(kind)?;
+                Ok(())
+            }
             Target::Pool(pool) => block_on(write_pooled(
                 pool.get_blocking().map_err(|e| kind(e.into()))?,
                 id,

@@ -81,6 +81,14 @@ pub enum LibsqlError {
         source: libsql::Error,
     },
 
+    /// A write sent through [`LanedPool::execute`](super::LanedPool::execute) was not committed,
+    /// because the group it ran in was rolled back or could not run. Nothing of it is stored: retry it.
+    #[error("the write was not committed, and nothing of it is stored: {reason}; retry it")]
+    NotCommitted {
+        /// Why the group was not committed.
+        reason: String,
+    },
+
     /// An invalid pool configuration.
     #[error("invalid pool configuration: {0}")]
     Config(#[from] crate::pool::ConfigError),

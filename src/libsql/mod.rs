@@ -10,7 +10,7 @@
 //! | [`ConnectionSetup`] | what each new connection gets: busy timeout 5 s, `foreign_keys`, `synchronous=NORMAL` under WAL, init SQL / hook |
 //! | [`LibsqlManager`] | connect + setup, `SELECT 1` health check, `ROLLBACK` on return |
 //! | [`LibsqlConnection`] | the pooled connection: derefs to `libsql::Connection`, adds the statement cache |
-//! | [`LanedPool`] | for local databases: one writer connection (`BEGIN IMMEDIATE`) and N `query_only` readers |
+//! | [`LanedPool`] | for local databases: one writer connection (`BEGIN IMMEDIATE`) and N `query_only` readers, with group commit for single-statement writes |
 //! | [`ConnectionPool`], [`PooledConnection`] | the older crate's API, unchanged |
 //! | `r2d2::LibsqlConnectionManager` | `r2d2::ManageConnection` (feature `r2d2`) |
 //! | [`offload`] | runs heavy work on the runtime's blocking pool |
@@ -58,6 +58,7 @@ mod compat;
 mod connection;
 mod database;
 mod error;
+pub mod group_commit;
 mod lanes;
 mod manager;
 mod offload;

@@ -281,14 +281,33 @@ impl StatementCache {
 
 /// Whether `sql` changes the schema (its first keyword is CREATE, ALTER, DROP or REINDEX).
 pub(crate) fn is_schema_change(sql: &str) -> bool {
-    let first = sql
-        .trim_start()
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .next()
-        .unwrap_or_default();
+    let first = first_keyword(sql);
     ["CREATE", "ALTER", "DROP", "REINDEX"]
         .iter()
         .any(|keyword| first.eq_ignore_ascii_case(keyword))
+}
+
+/// The first word of `sql`, after whitespace and SQL comments (`-- …` and `/* … */`).
+pub(crate) fn first_keyword(sql: &str) -> &str {
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(comment) = rest.strip_prefix("--") {
+            rest = comment
+                .split_once('\n')
+                .map_or("", |(_, after)| after)
+                .trim_start();
+        } else if let Some(comment) = rest.strip_prefix("/*") {
+            rest = comment
+                .split_once("*/")
+                .map_or("", |(_, after)| after)
+                .trim_start();
+        } else {
+            break;
+        }
+    }
+    rest.split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -24,6 +24,10 @@
 //! A waiter spins only while fewer connections are out than there are cores
 //! ([`worth_spinning`]), so never on a single core, nor under loom (which models the parking, not the
 //! time).
+//!
+//! [`SpinGate`] applies the same spin and the same backoff to threads that wait for news from a
+//! running thread rather than for a connection: the followers of the write lane's group commit,
+//! waiting for their leader's answer.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -124,30 +128,43 @@ impl Parker {
     /// same core runs first. News seen while spinning comes with a wake-up that found the thread
     /// awake; it is consumed here, so that the thread's next park does not return at once for nothing.
     pub(crate) fn spin(&self) -> Spun {
-        #[cfg(not(loom))]
-        {
-            let start = Instant::now();
-            let mut last = start;
-            loop {
-                for _ in 0..SPINS_PER_YIELD {
-                    if self.has_news() {
-                        std::thread::park_timeout(Duration::ZERO);
-                        return Spun::News;
-                    }
-                    std::hint::spin_loop();
-                }
-                std::thread::yield_now();
-                let now = Instant::now();
-                if now - last >= DESCHEDULED {
-                    return Spun::Descheduled;
-                }
-                if now - start >= SPIN {
-                    return Spun::TimedOut;
-                }
-                last = now;
-            }
+        let spun = spin_until(|| self.has_news());
+        if spun == Spun::News {
+            #[cfg(not(loom))]
+            std::thread::park_timeout(Duration::ZERO);
         }
-        #[cfg(loom)]
+        spun
+    }
+}
+
+/// Spins until `ready` says so or [`SPIN`] has passed, yielding the core between short bursts.
+/// Under loom, does not spin.
+pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) -> Spun {
+    #[cfg(not(loom))]
+    {
+        let start = Instant::now();
+        let mut last = start;
+        loop {
+            for _ in 0..SPINS_PER_YIELD {
+                if ready() {
+                    return Spun::News;
+                }
+                std::hint::spin_loop();
+            }
+            std::thread::yield_now();
+            let now = Instant::now();
+            if now - last >= DESCHEDULED {
+                return Spun::Descheduled;
+            }
+            if now - start >= SPIN {
+                return Spun::TimedOut;
+            }
+            last = now;
+        }
+    }
+    #[cfg(loom)]
+    {
+        let _ = &mut ready;
         Spun::TimedOut
     }
 }
@@ -194,6 +211,58 @@ impl SpinBackoff {
     }
 }
 
+/// Lets threads that wait for news from a running thread (the followers of a group commit, waiting
+/// for their leader's answer) spin instead of sleeping, and stops them for a while when spinning
+/// stops paying: after a spinner was descheduled, the next [`SpinBackoff`] waits park at once.
+pub(crate) struct SpinGate {
+    backoff: SpinBackoff,
+    /// Waits left that park without spinning.
+    pause: AtomicU32,
+}
+
+#[cfg_attr(loom, allow(dead_code))]
+impl SpinGate {
+    pub(crate) fn new() -> Self {
+        Self {
+            backoff: SpinBackoff::new(),
+            pause: AtomicU32::new(0),
+        }
+    }
+
+    /// Spins until `ready` says so (true) or spinning stops paying (false). On a single core, or
+    /// during a pause, returns false at once.
+    pub(crate) fn spin_until(&self, ready: impl FnMut() -> bool) -> bool {
+        if cores() < 2 {
+            return false;
+        }
+        let pause = self.pause.load(Ordering::Relaxed);
+        if pause > 0 {
+            self.pause.store(pause - 1, Ordering::Relaxed);
+            return false;
+        }
+        match spin_until(ready) {
+            Spun::News => {
+                self.backoff.succeeded();
+                true
+            }
+            Spun::Descheduled => {
+                // Spinners descheduled by the same burst of load count once.
+                if self.pause.load(Ordering::Relaxed) == 0 {
+                    self.pause.store(self.backoff.failed(), Ordering::Relaxed);
+                }
+                false
+            }
+            Spun::TimedOut => false,
+        }
+    }
+}
+
+/// The number of cores this process may use.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Whether a waiter should spin while `holders` connections are out: only if every holder can be
 /// running on a core of its own with one core left for the spinner. With more holders than that, some
 /// holder is waiting for a core, and a spinner would take it (64 threads sharing 8 connections on 2
@@ -207,8 +276,7 @@ pub(crate) fn worth_spinning(holders: usize) -> bool {
     }
     #[cfg(not(loom))]
     {
-        static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-        holders < *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        holders < cores()
     }
 }
 

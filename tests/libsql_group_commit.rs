@@ -1,0 +1,269 @@
+//! Group commit on the write lane (`LanedPool::execute`): acknowledged writes are committed, concurrent
+//! statements share a transaction, a failing statement fails alone, a rolled-back group says so, and
+//! cancelled callers neither run late nor leave the queue without a leader.
+#![cfg(all(feature = "libsql", feature = "tokio"))]
+
+use std::sync::Arc;
+
+use memory_storage_turso::libsql::{block_on, LanedPool, LibsqlDatabase, LibsqlError};
+use memory_storage_turso::rt::Tokio;
+
+const SCHEMA: &str = "CREATE TABLE t(n INTEGER PRIMARY KEY, writer INTEGER NOT NULL);
+     CREATE TRIGGER refuse_666 BEFORE INSERT ON t WHEN NEW.n = 666
+     BEGIN SELECT RAISE(ROLLBACK, 'row 666 rolls back its transaction'); END;";
+
+const INSERT: &str = "INSERT INTO t(n, writer) VALUES (?1, ?2)";
+
+fn lanes(dir: &tempfile::TempDir) -> LanedPool {
+    lanes_on(dir, None)
+}
+
+/// Lanes for async callers too, on `rt`.
+fn lanes_on(dir: &tempfile::TempDir, rt: Option<&tokio::runtime::Runtime>) -> LanedPool {
+    let database = LibsqlDatabase::open_file(dir.path().join("group.db")).unwrap();
+    let mut builder = LanedPool::builder(database).readers(2);
+    if let Some(rt) = rt {
+        builder = builder.runtime(Tokio::from_handle(rt.handle().clone()));
+    }
+    let lanes = builder.build().unwrap();
+    block_on(lanes.write_blocking().unwrap().execute_schema(SCHEMA)).unwrap();
+    lanes
+}
+
+fn rows(lanes: &LanedPool) -> Vec<i64> {
+    let reader = lanes.read_blocking().unwrap();
+    block_on(async {
+        let mut rows = reader.query("SELECT n FROM t ORDER BY n", ()).await?;
+        let mut all = Vec::new();
+        while let Some(row) = rows.next().await? {
+            all.push(row.get::<i64>(0)?);
+        }
+        Ok::<_, libsql::Error>(all)
+    })
+    .unwrap()
+}
+
+/// Waits (yielding) until `n` statements are queued for the next group.
+fn until_queued(lanes: &LanedPool, n: usize) {
+    while lanes.statistics().group_queued < n {
+        std::thread::yield_now();
+    }
+}
+
+/// Queues one thread's insert of each of `values` in this order while the test holds the write lane,
+/// then lets the lane go: the leader takes them all as one group. Returns each insert's result.
+fn one_group(lanes: &LanedPool, values: &[i64]) -> Vec<Result<u64, LibsqlError>> {
+    let held = lanes.write_blocking().unwrap();
+    std::thread::scope(|s| {
+        let callers: Vec<_> = values
+            .iter()
+            .enumerate()
+            .map(|(at, &n)| {
+                let caller = s.spawn(move || lanes.execute_blocking(INSERT, (n, at as i64)));
+                until_queued(lanes, at + 1);
+                caller
+            })
+            .collect();
+        drop(held);
+        callers.into_iter().map(|c| c.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn statements_queued_together_commit_in_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let lanes = lanes(&dir);
+    let before = lanes.statistics();
+    let values: Vec<i64> = (1..=20).collect();
+    for result in one_group(&lanes, &values) {
+        assert_eq!(result.unwrap(), 1);
+    }
+    let after = lanes.statistics();
+    assert_eq!(after.grouped_statements - before.grouped_statements, 20);
+    assert_eq!(after.group_commits - before.group_commits, 1, "{after:?}");
+    assert_eq!(after.group_queued, 0);
+    assert_eq!(rows(&lanes), values);
+    assert_eq!(after.write.total_created, 1);
+}
+
+#[test]
+fn a_failing_statement_fails_alone_and_its_group_commits_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let lanes = lanes(&dir);
+    lanes.execute_blocking(INSERT, (3, 0)).unwrap();
+    // 3 exists already: that insert breaks the primary key, and SQLite undoes that statement only.
+    let results = one_group(&lanes, &[1, 2, 3, 4]);
+    assert!(results[0].is_ok() && results[1].is_ok() && results[3].is_ok());
+    let error = results[2].as_ref().unwrap_err();
+    assert_eq!(error.sqlite_code().map(|c| c & 0xff), Some(19), "{error}");
+    assert_eq!(rows(&lanes), [1, 2, 3, 4]);
+}
+
+#[test]
+fn a_statement_that_rolls_back_the_transaction_reports_the_group_before_it_as_not_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let lanes = lanes(&dir);
+    let results = one_group(&lanes, &[1, 2, 666, 4, 5]);
+    for earlier in &results[..2] {
+        let error = earlier.as_ref().unwrap_err();
+        assert!(
+            matches!(error, LibsqlError::NotCommitted { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("retry"), "{error}");
+    }
+    let own = results[2].as_ref().unwrap_err();
+    assert!(own.to_string().contains("row 666"), "{own}");
+    // The statements after it run in a new transaction and commit.
+    assert!(results[3].is_ok() && results[4].is_ok(), "{results:?}");
+    assert_eq!(rows(&lanes), [4, 5], "only acknowledged rows are stored");
+    // Retrying what was not committed works.
+    for n in [1, 2] {
+        lanes.execute_blocking(INSERT, (n, 0)).unwrap();
+    }
+    assert_eq!(rows(&lanes), [1, 2, 4, 5]);
+}
+
+#[test]
+fn transaction_control_is_refused_before_it_reaches_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let lanes = lanes(&dir);
+    for sql in ["BEGIN", "/* x */ commit", "SAVEPOINT s", "ROLLBACK"] {
+        let error = lanes.execute_blocking(sql, ()).unwrap_err();
+        assert!(matches!(error, LibsqlError::Unsupported(_)), "{error:?}");
+        assert!(error.to_string().contains("LanedPool::write"), "{error}");
+    }
+    assert_eq!(lanes.statistics().grouped_statements, 0);
+    // A wrong parameter count is the caller's own error, and leaves the lane usable.
+    let error = lanes.execute_blocking(INSERT, [1]).unwrap_err();
+    assert!(
+        matches!(error, LibsqlError::ParameterCount { .. }),
+        "{error:?}"
+    );
+    lanes.execute_blocking(INSERT, (1, 0)).unwrap();
+    assert_eq!(rows(&lanes), [1]);
+}
+
+#[test]
+fn a_cancelled_caller_is_withdrawn_and_a_cancelled_leader_hands_the_lead_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let lanes = Arc::new(lanes_on(&dir, Some(&rt)));
+    rt.block_on(async {
+        let held = lanes.write().await.unwrap();
+        // The first caller leads: it waits for the write lane, which the test holds.
+        let mut leader = Box::pin(lanes.execute(INSERT, (1, 0)));
+        assert!(futures_lite::future::poll_once(&mut leader).await.is_none());
+        // The second queues behind it.
+        let mut follower = Box::pin(lanes.execute(INSERT, (2, 0)));
+        assert!(futures_lite::future::poll_once(&mut follower)
+            .await
+            .is_none());
+        // A third, on a thread, queues last.
+        let third = {
+            let lanes = lanes.clone();
+            std::thread::spawn(move || lanes.execute_blocking(INSERT, (3, 0)))
+        };
+        until_queued(&lanes, 3);
+        // Cancel the follower (withdrawn: it never runs), then the leader (it hands the lead on).
+        drop(follower);
+        assert_eq!(lanes.statistics().group_queued, 2);
+        drop(leader);
+        assert_eq!(lanes.statistics().group_queued, 1);
+        drop(held);
+        assert_eq!(third.join().unwrap().unwrap(), 1);
+    });
+    assert_eq!(rows(&lanes), [3]);
+    assert_eq!(lanes.statistics().group_queued, 0);
+}
+
+#[test]
+fn a_closed_write_lane_fails_every_queued_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let lanes = lanes(&dir);
+    let held = lanes.write_blocking().unwrap();
+    std::thread::scope(|s| {
+        let callers: Vec<_> = (0..3)
+            .map(|n| {
+                let caller = s.spawn({
+                    let lanes = &lanes;
+                    move || lanes.execute_blocking(INSERT, (n, 0))
+                });
+                until_queued(&lanes, n as usize + 1);
+                caller
+            })
+            .collect();
+        lanes.close();
+        for caller in callers {
+            let error = caller.join().unwrap().unwrap_err();
+            assert!(
+                error.to_string().contains("closed"),
+                "every queued caller learns the lane closed: {error}"
+            );
+        }
+    });
+    drop(held);
+    assert_eq!(lanes.statistics().group_queued, 0);
+}
+
+/// Threads and tokio tasks write at once: every acknowledged insert is stored exactly once, nothing
+/// else is, and the statements shared transactions.
+#[test]
+fn threads_and_tasks_writing_at_once_lose_no_acknowledged_row() {
+    const THREADS: i64 = 6;
+    const TASKS: i64 = 6;
+    const EACH: i64 = 300;
+    // Above the row that the trigger rolls back.
+    const FIRST: i64 = 1_000;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lanes = Arc::new(lanes_on(&dir, Some(&rt)));
+    let before = lanes.statistics();
+    let threads: Vec<_> = (0..THREADS)
+        .map(|writer| {
+            let lanes = lanes.clone();
+            std::thread::spawn(move || {
+                for i in 0..EACH {
+                    let n = FIRST + writer * EACH + i;
+                    assert_eq!(lanes.execute_blocking(INSERT, (n, writer)).unwrap(), 1);
+                }
+            })
+        })
+        .collect();
+    rt.block_on(async {
+        let tasks: Vec<_> = (THREADS..THREADS + TASKS)
+            .map(|writer| {
+                let lanes = lanes.clone();
+                tokio::spawn(async move {
+                    for i in 0..EACH {
+                        let n = FIRST + writer * EACH + i;
+                        assert_eq!(lanes.execute(INSERT, (n, writer)).await.unwrap(), 1);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let total = (THREADS + TASKS) * EACH;
+    assert_eq!(rows(&lanes), (FIRST..FIRST + total).collect::<Vec<_>>());
+    let after = lanes.statistics();
+    let statements = after.grouped_statements - before.grouped_statements;
+    let groups = after.group_commits - before.group_commits;
+    assert_eq!(statements, total as u64);
+    assert!(groups <= statements && groups > 0, "{after:?}");
+    assert_eq!(after.group_queued, 0);
+    assert_eq!(after.write.active_connections, 0);
+    assert_eq!(after.write.total_created, 1, "{after:?}");
+}
