@@ -6,8 +6,9 @@
 //! the same file, and then checks that every printed id is stored and that the file passes
 //! `PRAGMA integrity_check`.
 //!
-//! Most writes are single `store_episode` calls; every eighth is a `store_episodes` batch of four in
-//! one transaction, whose ids are printed once the whole batch is committed. Descriptions of varying
+//! Four threads write at once. Most writes are single `store_episode` calls, which concurrent threads
+//! commit together through the write lane's group commit; every eighth is a `store_episodes` batch of
+//! four in one transaction, whose ids are printed once the whole batch is committed. Descriptions of varying
 //! length (up to ~2 KB) make the WAL grow and checkpoint along the way, so kills also land in the
 //! middle of checkpoints.
 //!
@@ -42,25 +43,46 @@ fn main() -> ExitCode {
     }
 }
 
-async fn write_until_killed(path: &str) -> Result<(), Box<dyn Error>> {
+/// Threads writing at once.
+const WRITERS: usize = 4;
+
+async fn write_until_killed(path: &str) -> Result<(), Box<dyn Error + Send + Sync>> {
     let storage = TursoStorage::builder(&format!("file:{path}"), "")
         .runtime(Blocking)
         .build()
         .await?;
     storage.initialize_schema().await?;
+    let storage = &storage;
+    std::thread::scope(|s| {
+        let writers: Vec<_> = (0..WRITERS as u64)
+            .map(|writer| s.spawn(move || block_on(write_forever(storage, writer))))
+            .collect();
+        // A writer only returns with an error: report the first.
+        for writer in writers {
+            writer.join().expect("a writer thread panicked")?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes episodes until the process is killed, printing each id once its write is acknowledged.
+async fn write_forever(
+    storage: &TursoStorage<Blocking>,
+    writer: u64,
+) -> Result<(), Box<dyn Error + Send + Sync>> {
     let pid = std::process::id();
-    let mut out = std::io::stdout().lock();
     for n in 0u64.. {
         let batch: Vec<Episode> = if n % 8 == 7 {
-            let batch: Vec<Episode> = (0..4).map(|i| episode(pid, n, i)).collect();
+            let batch: Vec<Episode> = (0..4).map(|i| episode(pid, writer, n, i)).collect();
             storage.store_episodes(&batch).await?;
             batch
         } else {
-            let episode = episode(pid, n, 0);
+            let episode = episode(pid, writer, n, 0);
             storage.store_episode(&episode).await?;
             vec![episode]
         };
-        // Acknowledged: only now may the ids be printed.
+        // Acknowledged: only now may the ids be printed (whole lines, under the stdout lock).
+        let mut out = std::io::stdout().lock();
         for episode in &batch {
             writeln!(out, "{}", episode.episode_id)?;
         }
@@ -69,11 +91,11 @@ async fn write_until_killed(path: &str) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// The `part`-th episode of write number `n` of process `pid`.
-fn episode(pid: u32, n: u64, part: u64) -> Episode {
+/// The `part`-th episode of write number `n` of writer `writer` of process `pid`.
+fn episode(pid: u32, writer: u64, n: u64, part: u64) -> Episode {
     let padding = "x".repeat(fastrand::usize(0..2048));
     let mut episode = Episode::new(
-        format!("crash writer {pid} write {n} part {part} {padding}"),
+        format!("crash writer {pid}/{writer} write {n} part {part} {padding}"),
         TaskContext::default(),
         TaskType::Testing,
     );

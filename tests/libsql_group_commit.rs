@@ -267,3 +267,50 @@ fn threads_and_tasks_writing_at_once_lose_no_acknowledged_row() {
     assert_eq!(after.write.active_connections, 0);
     assert_eq!(after.write.total_created, 1, "{after:?}");
 }
+
+/// The async path on smol: tasks share groups there too (a leader gathers by yielding to whatever
+/// executor runs it).
+#[cfg(feature = "smol")]
+#[test]
+fn tasks_on_smol_share_groups() {
+    const TASKS: i64 = 8;
+    const EACH: i64 = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let database = LibsqlDatabase::open_file(dir.path().join("smol.db")).unwrap();
+    let lanes = LanedPool::builder(database)
+        .runtime(memory_storage_turso::rt::Smol)
+        .build()
+        .unwrap();
+    block_on(lanes.write_blocking().unwrap().execute_schema(SCHEMA)).unwrap();
+    let before = lanes.statistics();
+    let executor = smol::Executor::new();
+    smol::block_on(executor.run(async {
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|writer| {
+                let lanes = lanes.clone();
+                executor.spawn(async move {
+                    for i in 0..EACH {
+                        let n = 1_000 + writer * EACH + i;
+                        lanes.execute(INSERT, (n, writer)).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await;
+        }
+    }));
+    assert_eq!(
+        rows(&lanes),
+        (1_000..1_000 + TASKS * EACH).collect::<Vec<_>>()
+    );
+    let after = lanes.statistics();
+    let statements = after.grouped_statements - before.grouped_statements;
+    let groups = after.group_commits - before.group_commits;
+    assert_eq!(statements, (TASKS * EACH) as u64);
+    // On one executor thread, a leader's yield runs the other tasks, which queue behind it.
+    assert!(
+        groups < statements,
+        "{groups} groups for {statements} statements"
+    );
+}

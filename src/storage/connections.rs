@@ -1,7 +1,9 @@
 //! Where [`TursoStorage`](super::TursoStorage) gets its connections: the write and read lanes of a
 //! local database, or one pool for a remote database.
 
-use crate::libsql::{LaneStatistics, LanedPool, LibsqlPool, LibsqlPooledConnection};
+use libsql::params::IntoParams;
+
+use crate::libsql::{LaneStatistics, LanedPool, LibsqlError, LibsqlPool, LibsqlPooledConnection};
 use crate::pool::PoolStatistics;
 
 use super::error::StorageError;
@@ -68,6 +70,21 @@ impl Connections {
         self.checkout(pool).await
     }
 
+    /// Runs one write statement: through the write lane's group commit for a local database (see
+    /// [`LanedPool::execute`]), on a checked-out connection otherwise.
+    pub(crate) async fn execute_write(
+        &self,
+        sql: &str,
+        params: impl IntoParams,
+    ) -> Result<u64, StorageError> {
+        let changed = match &self.pools {
+            Pools::Laned(lanes) if self.blocking => lanes.execute_blocking(sql, params),
+            Pools::Laned(lanes) => lanes.execute(sql, params).await,
+            Pools::Single(pool) => self.checkout(pool).await?.execute_cached(sql, params).await,
+        };
+        Ok(changed?)
+    }
+
     /// A connection for reading: a read lane's, for a local database.
     pub(crate) async fn read(&self) -> Result<LibsqlPooledConnection, StorageError> {
         let pool = match &self.pools {
@@ -83,7 +100,7 @@ impl Connections {
         } else {
             pool.get().await
         };
-        conn.map_err(|error| crate::libsql::LibsqlError::from(error).into())
+        conn.map_err(|error| LibsqlError::from(error).into())
     }
 
     /// Both lanes' statistics, for a local database.

@@ -59,8 +59,8 @@ impl<R: Runtime> TursoStorage<R> {
     /// written as JSON; a database error otherwise.
     pub async fn store_episode(&self, episode: &Episode) -> Result<()> {
         let row = EpisodeRow::new(episode)?;
-        let mut conn = self.write_connection().await?;
-        row.upsert(&mut conn).await
+        self.execute_write(UPSERT, row.params()).await?;
+        Ok(())
     }
 
     /// Stores every episode of `episodes` in one transaction: all of them or, on error, none.
@@ -133,9 +133,7 @@ impl<R: Runtime> TursoStorage<R> {
     /// # Errors
     /// A database error.
     pub async fn delete_episode(&self, episode_id: Uuid) -> Result<()> {
-        let mut conn = self.write_connection().await?;
-        conn.execute_cached(DELETE, [episode_id.to_string()])
-            .await?;
+        self.execute_write(DELETE, [episode_id.to_string()]).await?;
         Ok(())
     }
 }
@@ -193,8 +191,9 @@ impl EpisodeRow {
         })
     }
 
-    async fn upsert(&self, conn: &mut LibsqlConnection) -> Result<()> {
-        let params = (
+    /// The values of [`UPSERT`]'s placeholders.
+    fn params(&self) -> impl libsql::params::IntoParams + '_ {
+        (
             self.episode_id.as_str(),
             self.task_type,
             self.task_description.as_str(),
@@ -209,8 +208,11 @@ impl EpisodeRow {
             self.reflection.as_deref(),
             self.patterns.as_str(),
             self.metadata.as_str(),
-        );
-        conn.execute_cached(UPSERT, params).await?;
+        )
+    }
+
+    async fn upsert(&self, conn: &mut LibsqlConnection) -> Result<()> {
+        conn.execute_cached(UPSERT, self.params()).await?;
         Ok(())
     }
 }

@@ -140,6 +140,9 @@ pub enum DatabaseErrorKind {
     Constraint,
     /// The SQL failed: a syntax error, a missing table or column. Not transient.
     Sql,
+    /// The write was part of a group commit that was rolled back because of another write in the
+    /// group; nothing of it is stored. Transient.
+    NotCommitted,
     /// Any other failure. Not transient.
     Other,
 }
@@ -153,6 +156,7 @@ impl DatabaseErrorKind {
                 | DatabaseErrorKind::Locked
                 | DatabaseErrorKind::Network
                 | DatabaseErrorKind::Timeout
+                | DatabaseErrorKind::NotCommitted
         )
     }
 }
@@ -172,6 +176,10 @@ impl fmt::Display for DatabaseErrorKind {
                  network if it persists)"
             }
             DatabaseErrorKind::Timeout => "the database call timed out (transient: retry)",
+            DatabaseErrorKind::NotCommitted => {
+                "the write was rolled back with the group commit it joined, because of another write \
+                 (transient: nothing of it is stored, retry it)"
+            }
             DatabaseErrorKind::Constraint => {
                 "a database constraint was violated (not retried: the data must change)"
             }

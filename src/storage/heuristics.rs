@@ -51,8 +51,7 @@ impl<R: Runtime> TursoStorage<R> {
             millis(&heuristic.created_at),
             millis(&heuristic.updated_at),
         );
-        let mut conn = self.write_connection().await?;
-        conn.execute_cached(UPSERT, params).await?;
+        self.execute_write(UPSERT, params).await?;
         Ok(())
     }
 

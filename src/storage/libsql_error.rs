@@ -26,6 +26,7 @@ impl From<LibsqlError> for StorageError {
             LibsqlError::ParameterCount { .. } | LibsqlError::UnknownParameter { .. } => {
                 DatabaseErrorKind::Sql
             }
+            LibsqlError::NotCommitted { .. } => DatabaseErrorKind::NotCommitted,
             LibsqlError::Setup { source, .. } => source
                 .downcast_ref::<libsql::Error>()
                 .map_or(DatabaseErrorKind::Other, classify),
@@ -163,5 +164,17 @@ mod tests {
         let busy = StorageError::from(libsql::Error::SqliteFailure(517, String::from("locked")));
         assert!(busy.is_transient());
         assert!(std::error::Error::source(&busy).is_some());
+        // A write of a group commit that another write rolled back: nothing stored, so retried.
+        let rolled_back = StorageError::from(LibsqlError::NotCommitted {
+            reason: String::from("the group's COMMIT failed"),
+        });
+        assert!(matches!(
+            rolled_back,
+            StorageError::Database {
+                kind: DatabaseErrorKind::NotCommitted,
+                ..
+            }
+        ));
+        assert!(rolled_back.is_transient());
     }
 }

@@ -26,6 +26,7 @@
 //! | SQLite `SQLITE_BUSY` (5; extended codes such as 517, 261) | `Busy` | yes |
 //! | SQLite `SQLITE_LOCKED` (6; extended codes such as 262) | `Locked` | yes |
 //! | a checkout that outlasted `connection_timeout` | `Timeout` | yes |
+//! | a write whose group commit was rolled back by another write of the group (`LibsqlError::NotCommitted`) | `NotCommitted` | yes |
 //! | connecting failed; Hrana transport errors (HTTP failure, closed stream, HTTP 5xx) | `Network` | yes |
 //! | SQLite `SQLITE_CONSTRAINT` (19; extended codes such as 1555, 2067, 1811) | `Constraint` | no |
 //! | SQLite `SQLITE_ERROR` (1), `MISMATCH` (20), `RANGE` (25), syntax and parameter errors | `Sql` | no |

@@ -61,8 +61,7 @@ impl<R: Runtime> TursoStorage<R> {
             f64::from(pattern.success_rate()),
             millis(&now_millis()),
         );
-        let mut conn = self.write_connection().await?;
-        conn.execute_cached(UPSERT, params).await?;
+        self.execute_write(UPSERT, params).await?;
         Ok(())
     }
 

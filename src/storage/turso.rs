@@ -25,7 +25,10 @@ use super::runtime::DefaultRuntime;
 /// | `libsql://`, `https://` (`http://` on loopback) | remote, over Hrana (feature `remote`; its HTTP client needs a tokio runtime) | one pool |
 ///
 /// URLs and tokens are checked first ([`DatabaseTarget::parse`](super::DatabaseTarget::parse)).
-/// Writes queue fairly for the write lane, so local writers never fight over the file lock; reads
+/// Writes queue fairly for the write lane, so local writers never fight over the file lock, and the
+/// single-statement ones (`store_episode`, `store_pattern`, `store_heuristic`, `delete_episode`)
+/// share transactions with concurrent writes through its group commit
+/// ([`LanedPool::execute`](crate::libsql::LanedPool::execute)); reads
 /// run on the read lane's `query_only` connections, and under WAL never wait for the writer. The read
 /// lane has `max_connections - 1` connections (at least 1) of the [`PoolConfig`]; with
 /// `enable_pooling: false` every pool has one connection (one writer and one reader locally), still
@@ -264,6 +267,15 @@ impl<R: Runtime> TursoStorage<R> {
 
     pub(crate) async fn write_connection(&self) -> Result<LibsqlPooledConnection> {
         self.connections.write().await
+    }
+
+    /// Runs one write statement, through the write lane's group commit for a local database.
+    pub(crate) async fn execute_write(
+        &self,
+        sql: &str,
+        params: impl libsql::params::IntoParams,
+    ) -> Result<u64> {
+        self.connections.execute_write(sql, params).await
     }
 
     pub(crate) async fn read_connection(&self) -> Result<LibsqlPooledConnection> {
