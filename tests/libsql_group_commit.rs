@@ -314,3 +314,94 @@ fn tasks_on_smol_share_groups() {
         "{groups} groups for {statements} statements"
     );
 }
+
+/// Tasks that give up at random points of their calls (after 1 to 4 polls) beside threads that never
+/// do: no caller is left without a leader (the test ends), every acknowledged insert is stored, and
+/// nothing is stored that was not sent.
+#[test]
+fn callers_cancelled_at_random_points_leave_no_queue_without_a_leader() {
+    const TASKS: i64 = 8;
+    const THREADS: i64 = 2;
+    const EACH: i64 = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lanes = Arc::new(lanes_on(&dir, Some(&rt)));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|writer| {
+            let lanes = lanes.clone();
+            std::thread::spawn(move || {
+                let each = (0..EACH).map(|i| 1_000 + writer * EACH + i);
+                each.inspect(|&n| {
+                    assert_eq!(lanes.execute_blocking(INSERT, (n, writer)).unwrap(), 1)
+                })
+                .collect::<Vec<i64>>()
+            })
+        })
+        .collect();
+    let (acknowledged_by_tasks, cancelled) = rt.block_on(async {
+        let tasks: Vec<_> = (THREADS..THREADS + TASKS)
+            .map(|writer| {
+                let lanes = lanes.clone();
+                tokio::spawn(async move {
+                    let (mut acknowledged, mut cancelled) = (Vec::new(), 0);
+                    for i in 0..EACH {
+                        let n = 1_000 + writer * EACH + i;
+                        let mut call = Box::pin(lanes.execute(INSERT, (n, writer)));
+                        let mut result = None;
+                        for _ in 0..fastrand::u32(1..5) {
+                            result = futures_lite::future::poll_once(&mut call).await;
+                            if result.is_some() {
+                                break;
+                            }
+                            tokio::task::yield_now().await;
+                        }
+                        drop(call);
+                        match result {
+                            Some(result) => {
+                                assert_eq!(result.unwrap(), 1);
+                                acknowledged.push(n);
+                            }
+                            None => cancelled += 1,
+                        }
+                    }
+                    (acknowledged, cancelled)
+                })
+            })
+            .collect();
+        let (mut all, mut cancelled) = (Vec::new(), 0);
+        for task in tasks {
+            let (acknowledged, gave_up) = task.await.unwrap();
+            all.extend(acknowledged);
+            cancelled += gave_up;
+        }
+        (all, cancelled)
+    });
+    // A call's first poll never completes (a leader yields once, a follower waits), so every call
+    // polled once is cancelled: about a quarter of the tasks' calls.
+    assert!(cancelled > 0);
+    let mut acknowledged = acknowledged_by_tasks;
+    for thread in threads {
+        acknowledged.extend(thread.join().unwrap());
+    }
+    acknowledged.sort_unstable();
+    let stored = rows(&lanes);
+    // Every acknowledged insert is stored; the others were withdrawn, or committed unanswered.
+    let missing: Vec<_> = acknowledged
+        .iter()
+        .filter(|n| stored.binary_search(n).is_err())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not stored: {missing:?}"
+    );
+    let sent = 1_000..1_000 + (THREADS + TASKS) * EACH;
+    assert!(stored.iter().all(|n| sent.contains(n)));
+    assert!(stored.len() <= acknowledged.len() + cancelled);
+    let statistics = lanes.statistics();
+    assert_eq!(statistics.group_queued, 0, "{statistics:?}");
+    assert_eq!(statistics.write.active_connections, 0, "{statistics:?}");
+}
