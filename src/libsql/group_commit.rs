@@ -49,7 +49,8 @@
 //!   runs. Once taken, it runs and commits with its group, answered or not. A cancelled leader hands
 //!   the lead on.
 //! * Transaction control (`BEGIN`, `COMMIT`, `SAVEPOINT`…) is refused: it would end the group's
-//!   transaction. Use [`LanedPool::write`](super::LanedPool::write) and a transaction for several
+//!   transaction. So are `VACUUM`, `ATTACH` and `DETACH`, which cannot run inside one. Use
+//!   [`LanedPool::write`](super::LanedPool::write) for them, and a transaction there for several
 //!   statements that must commit together.
 //!
 //! Shown by `tests/libsql_group_commit.rs`; measured by `benches/libsql.rs` (`grouped_*`).
@@ -99,6 +100,16 @@ struct Entry {
     sql: Box<str>,
     params: Params,
     reply: Arc<Reply>,
+}
+
+impl Entry {
+    /// Takes the statement out, to run it (the entry keeps where its answer goes).
+    fn take_statement(&mut self) -> (Box<str>, Params) {
+        (
+            std::mem::take(&mut self.sql),
+            std::mem::replace(&mut self.params, Params::None),
+        )
+    }
 }
 
 /// A caller's mailbox: its answer, or the lead.
@@ -457,18 +468,10 @@ impl Group {
 
     /// Runs every statement, in one transaction unless there is only one.
     fn run(&mut self, conn: &mut LibsqlConnection) {
-        let params: Vec<(Box<str>, Params)> = self
-            .entries
-            .iter_mut()
-            .map(|entry| {
-                (
-                    std::mem::take(&mut entry.sql),
-                    std::mem::replace(&mut entry.params, Params::None),
-                )
-            })
-            .collect();
-        if params.len() == 1 {
-            let (sql, params) = params.into_iter().next().expect("one statement");
+        let mut statements: Vec<(Box<str>, Params)> =
+            self.entries.iter_mut().map(Entry::take_statement).collect();
+        if statements.len() == 1 {
+            let (sql, params) = statements.pop().expect("one statement");
             self.answers
                 .push(block_on(conn.execute_cached(&sql, params)));
             return;
@@ -476,7 +479,7 @@ impl Group {
         // Answers from `first_open` on belong to the transaction that is open now.
         let mut first_open = 0;
         let mut open = begin(conn);
-        for (sql, params) in params {
+        for (sql, params) in statements {
             if let Err(reason) = &open {
                 self.answers.push(Err(not_committed(reason)));
                 continue;
@@ -558,17 +561,22 @@ fn not_committed(reason: &str) -> LibsqlError {
     }
 }
 
-/// Refuses statements that would end or nest the group's transaction.
+/// Refuses statements that would end or nest the group's transaction, or cannot run inside one.
 fn refuse_transaction_control(sql: &str) -> Result<()> {
     const CONTROL: [&str; 6] = ["BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"];
+    const OUTSIDE_ONLY: [&str; 3] = ["VACUUM", "ATTACH", "DETACH"];
     let first = first_keyword(sql);
-    if CONTROL
-        .iter()
-        .any(|keyword| first.eq_ignore_ascii_case(keyword))
-    {
+    let is = |keywords: &[&str]| keywords.iter().any(|k| first.eq_ignore_ascii_case(k));
+    if is(&CONTROL) {
         return Err(LibsqlError::Unsupported(format!(
             "`{sql}` is transaction control, which would end the group's transaction; run statements \
              that must commit together in a transaction on LanedPool::write()"
+        )));
+    }
+    if is(&OUTSIDE_ONLY) {
+        return Err(LibsqlError::Unsupported(format!(
+            "`{sql}` cannot run inside a transaction, and a group runs in one; run it on \
+             LanedPool::write()"
         )));
     }
     Ok(())
@@ -587,6 +595,8 @@ mod tests {
             "/* c */ ROLLBACK TO s",
             "SAVEPOINT s",
             "release s",
+            "VACUUM",
+            "attach 'x.db' AS x",
         ] {
             assert!(refuse_transaction_control(sql).is_err(), "{sql}");
         }
