@@ -14,7 +14,8 @@
 //!   other callers wait for their answer.
 //! * Once the group holding its own statement is committed, the leader hands the lead to the oldest
 //!   caller still queued (who then runs the next group) and returns. Statements run in arrival order.
-//! * A group of one statement runs in autocommit, as it would alone.
+//! * A group of one statement runs in autocommit, as it would alone. A lone writer pays about what a
+//!   checkout per statement costs: 20–23 µs per insert either way, from one task or one thread.
 //!
 //! Groups only form if callers are queued when a leader looks, and the callers just answered are
 //! the likeliest to come back at once. Two measured details make that happen:
