@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use memory_storage_turso::libsql::group_commit::MAX_GROUP;
 use memory_storage_turso::libsql::{block_on, LanedPool, LibsqlDatabase, LibsqlError};
 use memory_storage_turso::rt::Tokio;
 
@@ -51,7 +52,8 @@ fn until_queued(lanes: &LanedPool, n: usize) {
 }
 
 /// Queues one thread's insert of each of `values` in this order while the test holds the write lane,
-/// then lets the lane go: the leader takes them all as one group. Returns each insert's result.
+/// then lets the lane go: the leader takes them all as one group (up to `MAX_GROUP`). Returns each
+/// insert's result.
 fn one_group(lanes: &LanedPool, values: &[i64]) -> Vec<Result<u64, LibsqlError>> {
     let held = lanes.write_blocking().unwrap();
     std::thread::scope(|s| {
@@ -84,6 +86,27 @@ fn statements_queued_together_commit_in_one_transaction() {
     assert_eq!(after.group_queued, 0);
     assert_eq!(rows(&lanes), values);
     assert_eq!(after.write.total_created, 1);
+}
+
+#[test]
+fn a_queue_longer_than_a_group_is_committed_in_groups_of_at_most_max_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let lanes = lanes(&dir);
+    let before = lanes.statistics();
+    let queued = MAX_GROUP + MAX_GROUP / 2;
+    let values: Vec<i64> = (1..=queued as i64).collect();
+    for result in one_group(&lanes, &values) {
+        assert_eq!(result.unwrap(), 1);
+    }
+    let after = lanes.statistics();
+    // The leader runs the first MAX_GROUP (its own among them) and hands the lead to the next
+    // queued caller, who runs the rest.
+    assert_eq!(after.group_commits - before.group_commits, 2, "{after:?}");
+    assert_eq!(
+        after.grouped_statements - before.grouped_statements,
+        queued as u64
+    );
+    assert_eq!(rows(&lanes), values);
 }
 
 #[test]
