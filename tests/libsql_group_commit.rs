@@ -428,3 +428,26 @@ fn callers_cancelled_at_random_points_leave_no_queue_without_a_leader() {
     assert_eq!(statistics.group_queued, 0, "{statistics:?}");
     assert_eq!(statistics.write.active_connections, 0, "{statistics:?}");
 }
+
+/// In memory (SQLite's `memdb`, shared by the lanes' connections) the group commit works the same.
+#[test]
+fn threads_share_groups_on_an_in_memory_database() {
+    let lanes = LanedPool::builder(LibsqlDatabase::open_memory().unwrap())
+        .readers(1)
+        .build()
+        .unwrap();
+    block_on(lanes.write_blocking().unwrap().execute_schema(SCHEMA)).unwrap();
+    std::thread::scope(|s| {
+        for writer in 0..4_i64 {
+            let lanes = &lanes;
+            s.spawn(move || {
+                for i in 0..100 {
+                    let n = 1_000 + writer * 100 + i;
+                    assert_eq!(lanes.execute_blocking(INSERT, (n, writer)).unwrap(), 1);
+                }
+            });
+        }
+    });
+    assert_eq!(rows(&lanes), (1_000..1_400).collect::<Vec<_>>());
+    assert_eq!(lanes.statistics().grouped_statements, 400);
+}
