@@ -298,6 +298,23 @@ mod tests {
     }
 
     #[test]
+    fn a_gate_spins_for_news_and_parks_at_once_while_paused() {
+        let spins = cores() >= 2;
+        let gate = SpinGate::new();
+        assert_eq!(gate.spin_until(|| true), spins);
+        gate.pause.store(2, Ordering::Relaxed);
+        let mut asked = 0;
+        for _ in 0..2 {
+            assert!(!gate.spin_until(|| {
+                asked += 1;
+                true
+            }));
+        }
+        assert_eq!(asked, 0, "a paused gate does not spin");
+        assert_eq!(gate.spin_until(|| true), spins, "the pause is over");
+    }
+
+    #[test]
     fn a_spin_ends_with_the_news_that_came_before_it() {
         let parker = Parker::new();
         parker.notify();
