@@ -19,6 +19,15 @@ fn lanes(dir: &tempfile::TempDir) -> LanedPool {
     lanes_on(dir, None)
 }
 
+/// A tokio runtime with 2 workers.
+fn two_workers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Lanes for async callers too, on `rt`.
 fn lanes_on(dir: &tempfile::TempDir, rt: Option<&tokio::runtime::Runtime>) -> LanedPool {
     let database = LibsqlDatabase::open_file(dir.path().join("group.db")).unwrap();
@@ -242,11 +251,7 @@ fn threads_and_tasks_writing_at_once_lose_no_acknowledged_row() {
     // Above the row that the trigger rolls back.
     const FIRST: i64 = 1_000;
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = two_workers();
     let lanes = Arc::new(lanes_on(&dir, Some(&rt)));
     let before = lanes.statistics();
     let threads: Vec<_> = (0..THREADS)
@@ -347,11 +352,7 @@ fn callers_cancelled_at_random_points_leave_no_queue_without_a_leader() {
     const THREADS: i64 = 2;
     const EACH: i64 = 300;
     let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = two_workers();
     let lanes = Arc::new(lanes_on(&dir, Some(&rt)));
     let threads: Vec<_> = (0..THREADS)
         .map(|writer| {

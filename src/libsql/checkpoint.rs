@@ -118,7 +118,7 @@ impl Checkpointer {
     /// Closes the checkpoint connection for good (so that closing the lanes closes every connection
     /// and SQLite can remove the `-wal` and `-shm` files).
     pub(crate) fn close(&self) {
-        let mut slot = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = crate::sync::lock(&self.conn);
         *slot = Slot::Closed;
     }
 }

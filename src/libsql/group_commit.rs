@@ -70,6 +70,7 @@ use super::error::{LibsqlError, Result};
 use super::statement_cache::first_keyword;
 use super::LibsqlPool;
 use crate::pool::SpinGate;
+use crate::sync::lock;
 
 /// The most statements one group commits together.
 pub const MAX_GROUP: usize = 128;
@@ -113,23 +114,15 @@ impl Entry {
     }
 }
 
-/// A caller's mailbox: its answer, or the lead.
+/// A caller's mailbox: empty, or its answer, or the lead.
 #[derive(Default)]
 struct Reply {
-    state: Mutex<Mail>,
+    mail: Mutex<Option<Mail>>,
     ready: Event,
 }
 
-#[derive(Default)]
-enum Mail {
-    #[default]
-    Empty,
-    Lead,
-    Answer(Result<u64>),
-}
-
 /// What a waiting caller receives.
-enum Received {
+enum Mail {
     Lead,
     Answer(Result<u64>),
 }
@@ -230,9 +223,7 @@ impl GroupCommit {
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
         // Nothing panics while the queue is locked; a poisoned lock still guards a consistent queue.
-        self.queue
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.queue)
     }
 }
 
@@ -287,13 +278,13 @@ struct Ticket<'g> {
 
 impl Ticket<'_> {
     /// Takes what a waiting caller received: its answer (returned), or the lead.
-    fn follow(&mut self, received: Received) -> Option<Result<u64>> {
+    fn follow(&mut self, received: Mail) -> Option<Result<u64>> {
         match received {
-            Received::Answer(answer) => {
+            Mail::Answer(answer) => {
                 self.done = true;
                 Some(answer)
             }
-            Received::Lead => {
+            Mail::Lead => {
                 self.leads = true;
                 None
             }
@@ -388,7 +379,7 @@ impl Drop for Ticket<'_> {
             queue.entries.remove(at);
         }
         // The lead may have been sent after this caller last looked: it is sent under the queue lock.
-        let sent_lead = matches!(*self.reply.lock(), Mail::Lead);
+        let sent_lead = matches!(*lock(&self.reply.mail), Some(Mail::Lead));
         if self.leads || sent_lead {
             pass_lead(&mut queue);
         }
@@ -396,28 +387,18 @@ impl Drop for Ticket<'_> {
 }
 
 impl Reply {
-    fn lock(&self) -> MutexGuard<'_, Mail> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     fn send(&self, mail: Mail) {
-        *self.lock() = mail;
+        *lock(&self.mail) = Some(mail);
         self.ready.notify(1);
     }
 
-    fn take(&self) -> Option<Received> {
-        match std::mem::take(&mut *self.lock()) {
-            Mail::Empty => None,
-            Mail::Lead => Some(Received::Lead),
-            Mail::Answer(answer) => Some(Received::Answer(answer)),
-        }
+    fn take(&self) -> Option<Mail> {
+        lock(&self.mail).take()
     }
 
-    fn received_blocking(&self, spin: &SpinGate) -> Received {
+    fn received_blocking(&self, spin: &SpinGate) -> Mail {
         // The leader answers within one group's time: spinning a little saves the wake-up.
-        if spin.spin_until(|| !matches!(*self.lock(), Mail::Empty)) {
+        if spin.spin_until(|| lock(&self.mail).is_some()) {
             if let Some(received) = self.take() {
                 return received;
             }
@@ -434,7 +415,7 @@ impl Reply {
         }
     }
 
-    async fn received_async(&self) -> Received {
+    async fn received_async(&self) -> Mail {
         loop {
             if let Some(received) = self.take() {
                 return received;

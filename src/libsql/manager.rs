@@ -120,14 +120,14 @@ impl LibsqlManager {
         };
         self.setup.apply(&conn, kind, database.is_wal()).await?;
         let lane_pragmas = [
-            (self.query_only, "PRAGMA query_only=ON", "PRAGMA query_only"),
-            (
-                self.checkpointer.is_some(),
-                "PRAGMA wal_autocheckpoint=0",
-                "PRAGMA wal_autocheckpoint",
-            ),
+            self.query_only.then_some("PRAGMA query_only=ON"),
+            self.checkpointer
+                .is_some()
+                .then_some("PRAGMA wal_autocheckpoint=0"),
         ];
-        for (_, sql, step) in lane_pragmas.into_iter().filter(|(on, ..)| *on) {
+        for sql in lane_pragmas.into_iter().flatten() {
+            // The step is named by the PRAGMA, without its value.
+            let step = sql.split('=').next().unwrap_or(sql);
             conn.execute_batch(sql)
                 .await
                 .map_err(|e| setup_error(step, e))?;

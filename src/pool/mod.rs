@@ -176,6 +176,7 @@ pub use lifecycle::{ShutdownReport, SuspectedLeak};
 pub use manager::Manager;
 pub use stats::{ClosedConnections, PoolStatistics};
 
+#[cfg(feature = "libsql")]
 pub(crate) use parker::SpinGate;
 pub(crate) use stats::CloseReason;
 

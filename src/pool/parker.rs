@@ -195,15 +195,27 @@ impl SpinBackoff {
     }
 
     /// A spin got its news.
-    pub(crate) fn succeeded(&self) {
+    fn succeeded(&self) {
         let pause = self.0.load(Ordering::Relaxed);
         if pause > MIN_PAUSE {
             self.0.store((pause / 2).max(MIN_PAUSE), Ordering::Relaxed);
         }
     }
 
+    /// Learns from how a spin ended: returns the pause to start when the spinner was descheduled.
+    pub(crate) fn learn(&self, spun: Spun) -> Option<u32> {
+        match spun {
+            Spun::News => {
+                self.succeeded();
+                None
+            }
+            Spun::Descheduled => Some(self.failed()),
+            Spun::TimedOut => None,
+        }
+    }
+
     /// A spinner was descheduled; returns the hand-offs to go without nudges.
-    pub(crate) fn failed(&self) -> u32 {
+    fn failed(&self) -> u32 {
         let pause = self.0.load(Ordering::Relaxed);
         self.0
             .store(pause.saturating_mul(4).min(MAX_PAUSE), Ordering::Relaxed);
@@ -214,13 +226,14 @@ impl SpinBackoff {
 /// Lets threads that wait for news from a running thread (the followers of a group commit, waiting
 /// for their leader's answer) spin instead of sleeping, and stops them for a while when spinning
 /// stops paying: after a spinner was descheduled, the next [`SpinBackoff`] waits park at once.
+#[cfg(feature = "libsql")]
 pub(crate) struct SpinGate {
     backoff: SpinBackoff,
     /// Waits left that park without spinning.
     pause: AtomicU32,
 }
 
-#[cfg_attr(loom, allow(dead_code))]
+#[cfg(feature = "libsql")]
 impl SpinGate {
     pub(crate) fn new() -> Self {
         Self {
@@ -240,24 +253,20 @@ impl SpinGate {
             self.pause.store(pause - 1, Ordering::Relaxed);
             return false;
         }
-        match spin_until(ready) {
-            Spun::News => {
-                self.backoff.succeeded();
-                true
+        let spun = spin_until(ready);
+        // Spinners descheduled by the same burst of load count once.
+        let counted = !(spun == Spun::Descheduled && self.pause.load(Ordering::Relaxed) > 0);
+        if counted {
+            if let Some(pause) = self.backoff.learn(spun) {
+                self.pause.store(pause, Ordering::Relaxed);
             }
-            Spun::Descheduled => {
-                // Spinners descheduled by the same burst of load count once.
-                if self.pause.load(Ordering::Relaxed) == 0 {
-                    self.pause.store(self.backoff.failed(), Ordering::Relaxed);
-                }
-                false
-            }
-            Spun::TimedOut => false,
         }
+        spun == Spun::News
     }
 }
 
 /// The number of cores this process may use.
+#[cfg_attr(loom, allow(dead_code))]
 fn cores() -> usize {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -297,6 +306,7 @@ mod tests {
         assert_eq!(backoff.failed(), MIN_PAUSE);
     }
 
+    #[cfg(feature = "libsql")]
     #[test]
     fn a_gate_spins_for_news_and_parks_at_once_while_paused() {
         let spins = cores() >= 2;

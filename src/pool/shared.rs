@@ -74,13 +74,8 @@ impl<M: Manager> Shared<M> {
     /// Learns from how a nudged waiter's spin ended: a descheduled spinner pauses spinning for a
     /// while (see [`SpinBackoff`]).
     pub(crate) fn spun(&self, spun: Spun) {
-        match spun {
-            Spun::News => self.spin_backoff.succeeded(),
-            Spun::Descheduled => {
-                let hand_offs = self.spin_backoff.failed();
-                self.lock().pause_spinning(hand_offs);
-            }
-            Spun::TimedOut => {}
+        if let Some(hand_offs) = self.spin_backoff.learn(spun) {
+            self.lock().pause_spinning(hand_offs);
         }
     }
 
