@@ -98,7 +98,7 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
 use memory_storage_turso::libsql::{
-    block_on, LanedPool, LibsqlDatabase, LibsqlError, LibsqlManager, LibsqlPool,
+    block_on, LanedPool, LibsqlDatabase, LibsqlError, LibsqlManager, LibsqlPool, OwnedConnection,
 };
 use memory_storage_turso::pool::{Pool, PoolConfig};
 use memory_storage_turso::rt::Tokio;
@@ -323,14 +323,15 @@ impl OldDesign {
         }
     }
 
-    async fn checkout(&self) -> Result<(OwnedSemaphorePermit, libsql::Connection), Failure> {
+    async fn checkout(&self) -> Result<(OwnedSemaphorePermit, OwnedConnection), Failure> {
         let permit = self
             .permits
             .clone()
             .acquire_owned()
             .await
             .map_err(Failure::other)?;
-        let conn = self.database.connect()?;
+        // Guarded so that its close runs once (libsql 0.9.30 closes a dropped connection twice).
+        let conn = OwnedConnection::local(self.database.connect()?).map_err(Failure::ours)?;
         let mut rows = conn.query("SELECT 1", ()).await?;
         while rows.next().await?.is_some() {}
         Ok((permit, conn))
@@ -386,7 +387,7 @@ impl Worker for DeadpoolRead {
 /// after it (which ends its read transaction, as the pool's statement cache does).
 struct RawRead {
     statement: libsql::Statement,
-    _conn: libsql::Connection,
+    _conn: OwnedConnection,
 }
 
 impl Worker for RawRead {
@@ -417,6 +418,7 @@ impl Source for RawSource {
         let mut spare = self.spare.lock().expect("raw workers");
         while spare.len() < callers {
             let conn = self.database.connect().expect("open a raw connection");
+            let conn = OwnedConnection::local(conn).expect("guard the raw connection");
             let statement = block_on(conn.prepare(POINT_READ)).expect("prepare the point read");
             spare.push(RawRead {
                 statement,
@@ -706,7 +708,7 @@ fn measured(bench: &str, samples: usize) {
 fn create_database(path: &Path) {
     block_on(async {
         let database = libsql::Builder::new_local(path).build().await?;
-        let conn = database.connect()?;
+        let conn = OwnedConnection::local(database.connect()?)?;
         let mut rows = conn.query("PRAGMA journal_mode=WAL", ()).await?;
         while rows.next().await?.is_some() {}
         drop(rows);
@@ -727,7 +729,7 @@ fn create_database(path: &Path) {
             }
         }
         tx.commit().await?;
-        Ok::<_, libsql::Error>(())
+        Ok::<_, LibsqlError>(())
     })
     .expect("create a bench database");
 }

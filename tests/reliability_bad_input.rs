@@ -143,7 +143,7 @@ struct Fixture {
     db: TempDb,
     storage: TursoStorage<Blocking>,
     /// A connection of its own, to read the file's contents.
-    reader: libsql::Connection,
+    reader: memory_storage_turso::libsql::OwnedConnection,
     runtime: tokio::runtime::Runtime,
 }
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_lite::future::block_on;
-use memory_storage_turso::libsql::ConnectionSetup;
+use memory_storage_turso::libsql::{ConnectionSetup, OwnedConnection};
 use memory_storage_turso::rt::Runtime;
 use memory_storage_turso::storage::{
     BreakerConfig, BreakerState, CircuitOpen, DatabaseErrorKind, ResilientStorage, StorageError,
@@ -100,7 +100,8 @@ struct Faulty {
     db: TempDb,
     runtime: FakeRuntime,
     storage: TursoStorage<FakeRuntime>,
-    raw: libsql::Connection,
+    /// Shared with unlock hooks, so that its last owner is always the guard.
+    raw: Arc<OwnedConnection>,
 }
 
 impl Faulty {
@@ -120,6 +121,7 @@ impl Faulty {
             .unwrap()
             .connect()
             .unwrap();
+        let raw = Arc::new(OwnedConnection::local(raw).unwrap());
         Faulty {
             db,
             runtime,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures_lite::future::block_on;
 use libsql::{params, Builder, Connection};
+use memory_storage_turso::libsql::OwnedConnection;
 use memory_storage_turso::storage::schema::{
     millis_to_timestamp, pending_migrations, timestamp_to_millis, MIGRATIONS, READ_USER_VERSION,
     SCHEMA_VERSION,
@@ -50,10 +51,10 @@ async fn strings(
     out
 }
 
-fn memory_connection() -> Connection {
+fn memory_connection() -> OwnedConnection {
     block_on(async {
         let db = Builder::new_local(":memory:").build().await.unwrap();
-        db.connect().unwrap()
+        OwnedConnection::local(db.connect().unwrap()).unwrap()
     })
 }
 
@@ -177,7 +178,7 @@ fn migrating_from_several_connections_at_once_is_safe() {
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..4)
             .map(|_| {
-                let conn = database.connect().unwrap();
+                let conn = OwnedConnection::local(database.connect().unwrap()).unwrap();
                 conn.busy_timeout(Duration::from_secs(10)).unwrap();
                 scope.spawn(move || block_on(migrate(&conn)).unwrap())
             })
@@ -185,7 +186,7 @@ fn migrating_from_several_connections_at_once_is_safe() {
         let applied: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
         assert_eq!(applied, MIGRATIONS.len(), "exactly one connection migrated");
     });
-    let conn = database.connect().unwrap();
+    let conn = OwnedConnection::local(database.connect().unwrap()).unwrap();
     assert_eq!(block_on(user_version(&conn)), SCHEMA_VERSION);
     drop((conn, database));
     for suffix in ["", "-wal", "-shm", "-journal"] {

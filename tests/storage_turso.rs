@@ -7,7 +7,7 @@ mod storage_support;
 use std::sync::{Arc, Barrier};
 
 use futures_lite::future::block_on;
-use memory_storage_turso::libsql::block_on as libsql_block_on;
+use memory_storage_turso::libsql::{block_on as libsql_block_on, OwnedConnection};
 use memory_storage_turso::pool::PoolConfig;
 use memory_storage_turso::rt::Blocking;
 use memory_storage_turso::storage::schema::{READ_USER_VERSION, SCHEMA_VERSION};
@@ -21,7 +21,7 @@ use uuid::Uuid;
 fn user_version(path: &std::path::Path) -> u32 {
     libsql_block_on(async {
         let db = libsql::Builder::new_local(path).build().await.unwrap();
-        let conn = db.connect().unwrap();
+        let conn = OwnedConnection::local(db.connect().unwrap()).unwrap();
         let mut rows = conn.query(READ_USER_VERSION, ()).await.unwrap();
         let row = rows.next().await.unwrap().unwrap();
         row.get::<u32>(0).unwrap()
@@ -175,7 +175,7 @@ fn a_failing_batch_stores_nothing() {
     // A trigger that refuses one description makes the 3rd insert of the batch fail.
     libsql_block_on(async {
         let raw = libsql::Builder::new_local(db.path()).build().await.unwrap();
-        raw.connect()
+        OwnedConnection::local(raw.connect().unwrap())
             .unwrap()
             .execute_batch(
                 "CREATE TRIGGER refuse BEFORE INSERT ON episodes \

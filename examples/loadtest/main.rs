@@ -282,31 +282,46 @@ fn storage_target(
 
 /// Creates the table and fills it to `rows` rows.
 fn seed(target: &Target, rows: u64) -> Result<(), String> {
-    const CREATE: &str =
-        "CREATE TABLE IF NOT EXISTS kv(id INTEGER PRIMARY KEY, value TEXT NOT NULL)";
-    const INSERT: &str = "INSERT OR IGNORE INTO kv(id, value) VALUES (?1, ?2)";
+    // Each guard lives until its `fill` returns: no clone of a connection outlives its owner.
     let seeded = async {
-        let conn = match target {
-            Target::Lanes(lanes) => lanes.write_blocking()?.libsql().clone(),
-            Target::Pool(pool) => pool.get().await?.libsql().clone(),
-            Target::Old(old) => old.get().await?.conn.clone(),
+        let filled: Result<(), Box<dyn std::error::Error>> = match target {
+            Target::Lanes(lanes) => {
+                let writer = lanes.write_blocking()?;
+                fill(&writer, rows).await
+            }
+            Target::Pool(pool) => {
+                let conn = pool.get().await?;
+                fill(&conn, rows).await
+            }
+            Target::Old(old) => {
+                let checked = old.get().await?;
+                fill(&checked.conn, rows).await
+            }
             Target::Storage(_) | Target::Mixed(..) => {
                 unreachable!("only point targets have the table")
             }
         };
-        conn.execute(CREATE, ()).await?;
-        let tx = conn.transaction().await?;
-        for id in 1..=rows as i64 {
-            tx.execute(INSERT, (id, format!("value {id}"))).await?;
-        }
-        tx.commit().await?;
-        Ok::<_, Box<dyn std::error::Error>>(())
+        filled
     };
     let result = match target {
         Target::Pool(_) => tokio_runtime().block_on(seeded),
         _ => block_on(seeded),
     };
     result.map_err(|e| format!("cannot create the test table: {e}"))
+}
+
+/// Creates the table on `conn` and fills it to `rows` rows.
+async fn fill(conn: &libsql::Connection, rows: u64) -> Result<(), Box<dyn std::error::Error>> {
+    const CREATE: &str =
+        "CREATE TABLE IF NOT EXISTS kv(id INTEGER PRIMARY KEY, value TEXT NOT NULL)";
+    const INSERT: &str = "INSERT OR IGNORE INTO kv(id, value) VALUES (?1, ?2)";
+    conn.execute(CREATE, ()).await?;
+    let tx = conn.transaction().await?;
+    for id in 1..=rows as i64 {
+        tx.execute(INSERT, (id, format!("value {id}"))).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 fn run_one(name: &'static str, target: Target, args: &Args) -> Result<RunReport, String> {

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use async_lock::{Semaphore, SemaphoreGuard};
+use memory_storage_turso::libsql::{LibsqlError, OwnedConnection};
 
 /// A "pool" that opens a connection per checkout.
 pub struct OldDesign {
@@ -18,7 +19,8 @@ pub struct OldDesign {
 
 /// A checked-out connection and the permit that caps concurrency.
 pub struct OldConnection<'a> {
-    pub conn: libsql::Connection,
+    /// Guarded so that its close runs once (libsql 0.9.30 closes a dropped connection twice).
+    pub conn: OwnedConnection,
     _permit: SemaphoreGuard<'a>,
 }
 
@@ -35,9 +37,9 @@ impl OldDesign {
     }
 
     /// The older crate's `get()`: wait for a permit, open a connection, check it with `SELECT 1`.
-    pub async fn get(&self) -> libsql::Result<OldConnection<'_>> {
+    pub async fn get(&self) -> Result<OldConnection<'_>, LibsqlError> {
         let permit = self.permits.acquire().await;
-        let conn = self.database.connect()?;
+        let conn = OwnedConnection::local(self.database.connect()?)?;
         self.created.fetch_add(1, Relaxed);
         conn.query("SELECT 1", ()).await?;
         self.health_checks.fetch_add(1, Relaxed);

@@ -96,7 +96,7 @@ impl Target {
                 read_pooled(pool.get().await.map_err(|e| kind(e.into()))?, id).await
             }
             Target::Old(old) => {
-                let checked = old.get().await.map_err(libsql_kind)?;
+                let checked = old.get().await.map_err(kind)?;
                 let mut rows = checked.conn.query(READ, [id]).await.map_err(libsql_kind)?;
                 rows.next().await.map_err(libsql_kind)?;
                 Ok(())
@@ -118,7 +118,7 @@ impl Target {
                 write_pooled(pool.get().await.map_err(|e| kind(e.into()))?, id, value).await
             }
             Target::Old(old) => {
-                let checked = old.get().await.map_err(libsql_kind)?;
+                let checked = old.get().await.map_err(kind)?;
                 checked
                     .conn
                     .execute(WRITE, (value, id))

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 
 use super::database::{run_to_end, LibsqlDatabase};
+use super::owned::OwnedConnection;
 
 /// The default number of changed rows between two checkpoints of the write lane.
 pub const DEFAULT_CHECKPOINT_AFTER_CHANGES: u64 = 1_000;
@@ -40,7 +41,7 @@ pub(crate) struct Checkpointer {
 
 enum Slot {
     Unopened,
-    Open(libsql::Connection),
+    Open(OwnedConnection),
     Closed,
 }
 

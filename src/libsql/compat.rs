@@ -172,6 +172,10 @@ impl PooledConnection {
 
     /// Takes the connection out of the pool for good: its slot is freed at once.
     ///
+    /// libsql 0.9.30 closes a local connection's handle twice when its last clone drops (see
+    /// [`OwnedConnection`](super::OwnedConnection)); the pool guards the connections it owns, but this
+    /// one is yours: wrap it with `OwnedConnection::local` before dropping it.
+    ///
     /// # Errors
     /// None today; the `Result` is the old signature.
     pub fn into_inner(self) -> Result<libsql::Connection> {

@@ -23,6 +23,7 @@ use libsql::TransactionBehavior;
 
 use super::database::DatabaseKind;
 use super::error::{LibsqlError, Result};
+use super::owned::OwnedConnection;
 use super::statement_cache::{Slot, StatementCache, StatementCacheStats};
 
 /// How [`LibsqlConnection::transaction`] begins a transaction.
@@ -70,7 +71,7 @@ impl TransactionMode {
 /// .unwrap();
 /// ```
 pub struct LibsqlConnection {
-    conn: libsql::Connection,
+    conn: OwnedConnection,
     statements: StatementCache,
     kind: DatabaseKind,
     transaction_mode: TransactionMode,
@@ -103,7 +104,7 @@ impl Deref for LibsqlConnection {
 
 impl LibsqlConnection {
     pub(crate) fn new(
-        conn: libsql::Connection,
+        conn: OwnedConnection,
         kind: DatabaseKind,
         statement_cache_capacity: usize,
         transaction_mode: TransactionMode,
@@ -128,8 +129,16 @@ impl LibsqlConnection {
         &self.conn
     }
 
-    /// Unwraps the `libsql::Connection`, dropping the statement cache.
+    /// Unwraps the `libsql::Connection`, dropping the statement cache. Dropping its last clone closes
+    /// a local handle twice (a libsql bug, see [`OwnedConnection`]): prefer
+    /// [`into_owned`](Self::into_owned).
     pub fn into_libsql(self) -> libsql::Connection {
+        self.conn.into_libsql()
+    }
+
+    /// Unwraps the connection, still guarded so that dropping it closes its handle once; drops the
+    /// statement cache.
+    pub fn into_owned(self) -> OwnedConnection {
         self.conn
     }
 

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use futures_lite::future::block_on;
 
 use super::error::{LibsqlError, Result};
+use super::owned::OwnedConnection;
 use super::setup::ConnectionSetup;
 
 /// What kind of database a [`LibsqlDatabase`] is.
@@ -85,7 +86,7 @@ pub struct LibsqlDatabase {
     location: String,
     wal: bool,
     /// Keeps a local database (and its WAL files, or its memory) alive between pooled connections.
-    _anchor: Option<libsql::Connection>,
+    _anchor: Option<OwnedConnection>,
 }
 
 impl fmt::Debug for LibsqlDatabase {
@@ -151,7 +152,7 @@ impl LibsqlDatabase {
         let database = block_on(libsql::Builder::new_local(path).build()).map_err(open_error)?;
         // libsql reports a file it cannot open as `ConnectionFailed`, the error of an unreachable
         // server: say what it is instead.
-        let anchor = database.connect().map_err(open_error)?;
+        let anchor = OwnedConnection::local(database.connect().map_err(open_error)?)?;
         if wal {
             let mode = switch_to_wal(&anchor)?;
             if !mode.eq_ignore_ascii_case("wal") {
@@ -191,7 +192,7 @@ impl LibsqlDatabase {
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         let database = block_on(libsql::Builder::new_local(PathBuf::from(&name)).build())?;
-        let anchor = database.connect()?;
+        let anchor = OwnedConnection::local(database.connect()?)?;
         Ok(Self {
             database: Arc::new(database),
             kind: DatabaseKind::Memory,
@@ -236,7 +237,7 @@ impl LibsqlDatabase {
             libsql::Builder::new_remote_replica(path, url.to_owned(), auth_token.to_owned())
                 .build()
                 .await?;
-        let anchor = database.connect()?;
+        let anchor = OwnedConnection::local(database.connect()?)?;
         Ok(Self {
             database: Arc::new(database),
             kind: DatabaseKind::Replica,
@@ -277,12 +278,21 @@ impl LibsqlDatabase {
         }
     }
 
-    /// Opens a new raw connection (no pool, no setup).
+    /// Opens a new raw connection (no pool, no setup), guarded so that dropping it closes its SQLite
+    /// handle once (see [`OwnedConnection`]). A database of [`DatabaseKind::Unknown`] kind gets no
+    /// guard here (telling its kind takes a query); [`LibsqlManager`](super::LibsqlManager) probes and
+    /// guards its connections.
     ///
     /// # Errors
     /// A libSQL error if SQLite (or the remote client) cannot open one.
-    pub fn connect(&self) -> Result<libsql::Connection> {
-        Ok(self.database.connect()?)
+    pub fn connect(&self) -> Result<OwnedConnection> {
+        let conn = self.database.connect()?;
+        match self.kind {
+            DatabaseKind::File | DatabaseKind::Memory | DatabaseKind::Replica => {
+                OwnedConnection::local(conn)
+            }
+            DatabaseKind::Remote | DatabaseKind::Unknown => Ok(OwnedConnection::unguarded(conn)),
+        }
     }
 
     /// What kind of database this is.

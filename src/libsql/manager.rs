@@ -7,6 +7,7 @@ use super::checkpoint::Checkpointer;
 use super::connection::{LibsqlConnection, TransactionMode};
 use super::database::{run_to_end, DatabaseKind, LibsqlDatabase};
 use super::error::{LibsqlError, Result};
+use super::owned::OwnedConnection;
 use super::setup::{setup_error, ConnectionSetup};
 use super::statement_cache::DEFAULT_STATEMENT_CACHE_CAPACITY;
 use crate::pool::Manager;
@@ -114,9 +115,9 @@ impl LibsqlManager {
     pub(crate) async fn open(&self) -> Result<LibsqlConnection> {
         let database = &self.database;
         let conn = database.connect()?;
-        let kind = match database.kind() {
-            DatabaseKind::Unknown => probe_kind(&conn).await?,
-            kind => kind,
+        let (conn, kind) = match database.kind() {
+            DatabaseKind::Unknown => probe_kind(conn).await?,
+            kind => (conn, kind),
         };
         self.setup.apply(&conn, kind, database.is_wal()).await?;
         let lane_pragmas = [
@@ -179,12 +180,16 @@ impl Manager for LibsqlManager {
 
 /// Tells a remote connection from a local one, for a `libsql::Database` of unknown kind: a local
 /// statement knows its placeholders when prepared, a remote one only counts the values bound to it.
-/// (Preparing remotely costs one round trip, once per new connection.)
-async fn probe_kind(conn: &libsql::Connection) -> Result<DatabaseKind> {
+/// (Preparing remotely costs one round trip, once per new connection.) A local connection keeps the
+/// probe statement as its close guard (see [`OwnedConnection`]).
+async fn probe_kind(conn: OwnedConnection) -> Result<(OwnedConnection, DatabaseKind)> {
     let probe = conn.prepare("SELECT ?1").await?;
     Ok(if probe.parameter_count() == 1 {
-        DatabaseKind::Unknown
+        (
+            OwnedConnection::keeping(conn.into_libsql(), probe),
+            DatabaseKind::Unknown,
+        )
     } else {
-        DatabaseKind::Remote
+        (conn, DatabaseKind::Remote)
     })
 }

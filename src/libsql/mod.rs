@@ -10,6 +10,7 @@
 //! | [`ConnectionSetup`] | what each new connection gets: busy timeout 5 s, `foreign_keys`, `synchronous=NORMAL` under WAL, init SQL / hook |
 //! | [`LibsqlManager`] | connect + setup, `SELECT 1` health check, `ROLLBACK` on return |
 //! | [`LibsqlConnection`] | the pooled connection: derefs to `libsql::Connection`, adds the statement cache |
+//! | [`OwnedConnection`] | a `libsql::Connection` that closes its SQLite handle once (libsql 0.9.30 closes it twice) |
 //! | [`LanedPool`] | for local databases: one writer connection (`BEGIN IMMEDIATE`) and N `query_only` readers, with group commit for single-statement writes |
 //! | [`ConnectionPool`], [`PooledConnection`] | the older crate's API, unchanged |
 //! | `r2d2::LibsqlConnectionManager` | `r2d2::ManageConnection` (feature `r2d2`) |
@@ -62,6 +63,7 @@ pub mod group_commit;
 mod lanes;
 mod manager;
 mod offload;
+mod owned;
 #[cfg(feature = "r2d2")]
 pub mod r2d2;
 mod setup;
@@ -75,6 +77,7 @@ pub use error::{LibsqlError, Result};
 pub use lanes::{LaneStatistics, LanedPool, LanedPoolBuilder, DEFAULT_READERS};
 pub use manager::LibsqlManager;
 pub use offload::offload;
+pub use owned::OwnedConnection;
 pub use setup::{ConnectionSetup, InitHook};
 pub use statement_cache::{StatementCacheStats, DEFAULT_STATEMENT_CACHE_CAPACITY};
 

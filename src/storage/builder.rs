@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::libsql::{
     block_on, ConnectionSetup, LanedPool, LibsqlDatabase, LibsqlManager, LibsqlPool,
+    OwnedConnection,
 };
 use crate::pool::{Pool, PoolConfig};
 use crate::rt::Runtime;
@@ -262,6 +263,8 @@ impl<R: Runtime> Plan<R> {
         if !local {
             return self.single(database, self.max_connections(), false);
         }
+        // A local connection: guard its close (see `OwnedConnection`).
+        let probe = OwnedConnection::local(probe)?;
         let main_file = block_on(main_file(&probe))?;
         if main_file.is_empty() {
             let private = Plan {

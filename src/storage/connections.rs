@@ -3,7 +3,9 @@
 
 use libsql::params::IntoParams;
 
-use crate::libsql::{LaneStatistics, LanedPool, LibsqlError, LibsqlPool, LibsqlPooledConnection};
+use crate::libsql::{
+    LaneStatistics, LanedPool, LibsqlError, LibsqlPool, LibsqlPooledConnection, OwnedConnection,
+};
 use crate::pool::PoolStatistics;
 
 use super::error::StorageError;
@@ -20,7 +22,7 @@ pub(crate) struct Connections {
     blocking: bool,
     /// A connection the storage keeps open for a caller's local file, so that its WAL files live as
     /// long as the storage (databases opened by this crate keep their own).
-    _anchor: Option<libsql::Connection>,
+    _anchor: Option<std::sync::Arc<OwnedConnection>>,
 }
 
 #[derive(Clone)]
@@ -51,8 +53,8 @@ impl Connections {
         }
     }
 
-    pub(crate) fn with_anchor(mut self, anchor: libsql::Connection) -> Self {
-        self._anchor = Some(anchor);
+    pub(crate) fn with_anchor(mut self, anchor: OwnedConnection) -> Self {
+        self._anchor = Some(std::sync::Arc::new(anchor));
         self
     }
 
