@@ -129,6 +129,7 @@ fn a_failing_statement_fails_alone_and_its_group_commits_the_rest() {
     let error = results[2].as_ref().unwrap_err();
     assert_eq!(error.sqlite_code().map(|c| c & 0xff), Some(19), "{error}");
     assert_eq!(rows(&lanes), [1, 2, 3, 4]);
+    assert_eq!(lanes.statistics().group_not_committed, 0);
 }
 
 #[test]
@@ -149,6 +150,7 @@ fn a_statement_that_rolls_back_the_transaction_reports_the_group_before_it_as_no
     // The statements after it run in a new transaction and commit.
     assert!(results[3].is_ok() && results[4].is_ok(), "{results:?}");
     assert_eq!(rows(&lanes), [4, 5], "only acknowledged rows are stored");
+    assert_eq!(lanes.statistics().group_not_committed, 2);
     // Retrying what was not committed works.
     for n in [1, 2] {
         lanes.execute_blocking(INSERT, (n, 0)).unwrap();

@@ -464,3 +464,64 @@ fn failed_connects_timeouts_leaks_failed_health_checks_and_broken_connections_ar
     assert_eq!(broken[0].level, Level::INFO);
     assert_eq!(broken[0].span, Some(broken_close[0].id));
 }
+
+#[cfg(feature = "libsql")]
+#[test]
+fn a_group_commit_that_was_rolled_back_is_a_warning() {
+    use memory_storage_turso::libsql::{block_on, LanedPool, LibsqlDatabase, LibsqlError};
+
+    let dir = tempfile::tempdir().unwrap();
+    let database = LibsqlDatabase::open_file(dir.path().join("group.db")).unwrap();
+    let lanes = LanedPool::builder(database).build().unwrap();
+    block_on(lanes.write_blocking().unwrap().execute_schema(
+        "CREATE TABLE t(n INTEGER PRIMARY KEY);
+         CREATE TRIGGER refuse_3 BEFORE INSERT ON t WHEN NEW.n = 3
+         BEGIN SELECT RAISE(ROLLBACK, 'row 3 rolls back its transaction'); END;",
+    ))
+    .unwrap();
+    // Three inserts queue while the test holds the write lane, then run as one group: the third rolls
+    // the group back.
+    let (results, log) = record(|| {
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let held = lanes.write_blocking().unwrap();
+        thread::scope(|s| {
+            let callers: Vec<_> = [1, 2, 3]
+                .into_iter()
+                .enumerate()
+                .map(|(at, n)| {
+                    let (dispatch, lanes) = (&dispatch, &lanes);
+                    let caller = s.spawn(move || {
+                        in_dispatch(dispatch, || {
+                            lanes.execute_blocking("INSERT INTO t(n) VALUES (?1)", [n])
+                        })
+                    });
+                    wait_until("the insert is queued", || {
+                        lanes.statistics().group_queued > at
+                    });
+                    caller
+                })
+                .collect();
+            drop(held);
+            callers
+                .into_iter()
+                .map(|c| c.join().unwrap())
+                .collect::<Vec<_>>()
+        })
+    });
+    for earlier in &results[..2] {
+        assert!(
+            matches!(earlier, Err(LibsqlError::NotCommitted { .. })),
+            "{results:?}"
+        );
+    }
+    let warnings = log.events("write lane: a group was not committed");
+    assert_eq!(warnings.len(), 1, "{:?}", log.events);
+    assert_eq!(warnings[0].level, Level::WARN);
+    assert_eq!(field(&warnings[0].fields, "statements"), "2");
+    assert!(
+        field(&warnings[0].fields, "reason").contains("row 3 rolls back"),
+        "{:?}",
+        warnings[0]
+    );
+    assert_eq!(lanes.statistics().group_not_committed, 2);
+}

@@ -86,6 +86,15 @@ pub(crate) struct GroupCommit {
     spin: SpinGate,
     statements: AtomicU64,
     groups: AtomicU64,
+    not_committed: AtomicU64,
+}
+
+/// What went through a [`GroupCommit`] so far.
+pub(crate) struct Counts {
+    pub(crate) statements: u64,
+    pub(crate) groups: u64,
+    pub(crate) not_committed: u64,
+    pub(crate) queued: usize,
 }
 
 /// Invariant: `entries` is empty unless someone leads (`led`).
@@ -134,20 +143,22 @@ impl Default for GroupCommit {
             spin: SpinGate::new(),
             statements: AtomicU64::new(0),
             groups: AtomicU64::new(0),
+            not_committed: AtomicU64::new(0),
         }
     }
 }
 
 impl GroupCommit {
-    /// How many statements went through, in how many transactions (groups), and how many wait in the
-    /// queue for the next group.
-    pub(crate) fn counts(&self) -> (u64, u64, usize) {
+    /// How many statements went through, in how many transactions (groups), how many of them were
+    /// not committed, and how many wait in the queue for the next group.
+    pub(crate) fn counts(&self) -> Counts {
         let queued = self.lock().entries.len();
-        (
-            self.statements.load(Ordering::Relaxed),
-            self.groups.load(Ordering::Relaxed),
+        Counts {
+            statements: self.statements.load(Ordering::Relaxed),
+            groups: self.groups.load(Ordering::Relaxed),
+            not_committed: self.not_committed.load(Ordering::Relaxed),
             queued,
-        )
+        }
     }
 
     /// Runs `sql` in the next group, waiting with `.await`.
@@ -249,9 +260,21 @@ struct Leader {
 }
 
 impl Leader {
-    fn run(&mut self, mut group: Group, conn: &mut LibsqlConnection, own: &Arc<Reply>) {
+    fn run(
+        &mut self,
+        commit: &GroupCommit,
+        mut group: Group,
+        conn: &mut LibsqlConnection,
+        own: &Arc<Reply>,
+    ) {
         self.answered = group.len();
         group.run(conn);
+        if let Some((statements, reason)) = group.not_committed() {
+            commit
+                .not_committed
+                .fetch_add(statements as u64, Ordering::Relaxed);
+            report_not_committed(statements, reason);
+        }
         if let Some(answer) = group.answer_all(own) {
             self.own = Some(answer);
             self.answered -= 1;
@@ -303,7 +326,7 @@ impl Ticket<'_> {
         loop {
             match self.step(leader, gather) {
                 Step::Gather => return None,
-                Step::Run(group) => leader.run(group, conn, &self.reply),
+                Step::Run(group) => leader.run(self.group, group, conn, &self.reply),
                 Step::Finish => return leader.own.take(),
             }
         }
@@ -493,6 +516,16 @@ impl Group {
         }
     }
 
+    /// How many statements of the group were not committed, and why (the first reason), if any were.
+    fn not_committed(&self) -> Option<(usize, &str)> {
+        let mut reasons = self.answers.iter().filter_map(|answer| match answer {
+            Err(LibsqlError::NotCommitted { reason }) => Some(reason.as_str()),
+            _ => None,
+        });
+        let first = reasons.next()?;
+        Some((1 + reasons.count(), first))
+    }
+
     /// Turns the successes from `from` on into "not committed".
     fn undo_from(&mut self, from: usize, reason: &str) {
         for answer in &mut self.answers[from..] {
@@ -535,6 +568,18 @@ fn begin(conn: &mut LibsqlConnection) -> Result<(), String> {
     block_on(conn.execute_cached(sql, ()))
         .map(drop)
         .map_err(|error| format!("the group's BEGIN failed: {error}"))
+}
+
+/// Tells the `tracing` subscriber (feature `tracing`) that a group was rolled back.
+fn report_not_committed(statements: usize, reason: &str) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        statements,
+        reason,
+        "write lane: a group was not committed; its statements failed with NotCommitted (safe to retry)"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = (statements, reason);
 }
 
 fn not_committed(reason: &str) -> LibsqlError {

@@ -97,6 +97,9 @@ pub struct LaneStatistics {
     /// Transactions (groups) those statements ran in; `grouped_statements / group_commits` is the
     /// average group.
     pub group_commits: u64,
+    /// Of the grouped statements, those that failed with [`LibsqlError::NotCommitted`] because their
+    /// group was rolled back (each is also a `tracing` warning, feature `tracing`).
+    pub group_not_committed: u64,
     /// Statements queued for the next group now (their leader waits for the write lane, or runs the
     /// group before).
     pub group_queued: usize,
@@ -216,11 +219,12 @@ impl LanedPool {
 
     /// Both lanes' statistics.
     pub fn statistics(&self) -> LaneStatistics {
-        let (grouped_statements, group_commits, group_queued) = self.group_commit.counts();
+        let group = self.group_commit.counts();
         LaneStatistics {
-            grouped_statements,
-            group_commits,
-            group_queued,
+            grouped_statements: group.statements,
+            group_commits: group.groups,
+            group_not_committed: group.not_committed,
+            group_queued: group.queued,
             write: self.write.statistics(),
             read: self.read.statistics(),
             checkpoints: self.checkpointer.as_ref().map_or(0, |c| c.completed()),

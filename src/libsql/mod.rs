@@ -48,6 +48,18 @@
 //! Undo such changes before dropping the guard, or call [`LibsqlConnection::mark_broken`] so that the
 //! pool closes the connection instead of reusing it.
 //!
+//! # Events
+//!
+//! Besides the pool's own spans and events (see [`crate::pool`]), this layer reports two problems as
+//! `tracing` warnings (feature `tracing`), with targets under `memory_storage_turso::libsql`:
+//!
+//! | event | target | fields |
+//! |---|---|---|
+//! | `write lane: WAL checkpoint failed; ...` | `...::libsql::checkpoint` | `error` |
+//! | `write lane: a group was not committed; ...` | `...::libsql::group_commit` | `statements`, `reason` |
+//!
+//! [`LaneStatistics`] counts both (`checkpoints` that succeeded, `group_not_committed`).
+//!
 //! # Features
 //!
 //! `libsql` (default) brings this module with libsql's `core` only: no tokio, no HTTP stack. `remote`
