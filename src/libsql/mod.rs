@@ -58,7 +58,8 @@
 //! | `write lane: WAL checkpoint failed; ...` | `...::libsql::checkpoint` | `error` |
 //! | `write lane: a group was not committed; ...` | `...::libsql::group_commit` | `statements`, `reason` |
 //!
-//! [`LaneStatistics`] counts both (`checkpoints` that succeeded, `group_not_committed`).
+//! [`LaneStatistics`] has the matching counts: `checkpoints` (those that succeeded) and
+//! `group_not_committed`.
 //!
 //! # Features
 //!
