@@ -542,6 +542,34 @@ fn dropping_the_last_handle_closes_idle_connections() {
 }
 
 #[test]
+fn dropping_the_last_handle_drops_the_pool_at_once_while_its_background_tasks_run() {
+    // The close wakes the maintenance and timeout tasks on the runtime's workers. None of them may be
+    // holding the pool when the last handle's drop returns: the manager (here the only other owner of
+    // `seen`) and whatever it keeps open must be gone by then, not a moment later on a worker.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap();
+    let manager = TestManager::default();
+    for round in 0..300 {
+        let pool = builder(&manager, config(2))
+            .runtime(memory_storage_turso::rt::Tokio::from_handle(
+                runtime.handle().clone(),
+            ))
+            .build()
+            .unwrap();
+        drop(pool.get_blocking().unwrap());
+        drop(pool);
+        assert_eq!(
+            Arc::strong_count(&manager.seen),
+            1,
+            "round {round}: something still holds the pool after its last handle was dropped"
+        );
+    }
+}
+
+#[test]
 fn resize_grows_for_waiters_and_shrinks_as_connections_return() {
     let manager = TestManager::default();
     let pool = pool(&manager, 1);

@@ -174,7 +174,7 @@ impl<M: Manager> Shared<M> {
         state.close(&mut effects);
         let drained = state.in_use + state.connecting == 0;
         drop(state);
-        self.closing.notify(usize::MAX);
+        self.closing.close();
         self.apply_released(effects, drained);
         self.observe.publish(|| self.gauges());
     }
@@ -283,18 +283,26 @@ pub(crate) fn spawn_maintenance<M: Manager>(shared: &Arc<Shared<M>>) {
         every = every.min(threshold / 2).max(Duration::from_millis(1));
     }
     let weak: Weak<Shared<M>> = Arc::downgrade(shared);
+    let closing = shared.closing.clone();
     let sleeper = runtime.clone();
+    // A first round at once only when there is `min_idle` to fill; otherwise the task starts by waiting,
+    // so that it does not hold the pool while its builder may already be dropping it.
+    let mut wait = config.min_idle == 0;
     runtime.spawn(Box::pin(async move {
         loop {
-            let Some(shared) = weak.upgrade() else { return };
-            let closing = shared.closing.listen();
-            let closed = shared.lock().closed;
-            if closed {
+            if wait {
+                let woken = closing.listen();
+                if closing.is_closed() {
+                    return;
+                }
+                future::or(woken, sleeper.sleep(every)).await;
+            }
+            wait = true;
+            if closing.is_closed() {
                 return;
             }
+            let Some(shared) = weak.upgrade() else { return };
             shared.maintain().await;
-            drop(shared);
-            future::or(closing, sleeper.sleep(every)).await;
         }
     }));
 }

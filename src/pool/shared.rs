@@ -2,7 +2,7 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,13 +30,41 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) observe: Observer,
     /// Notified whenever a closed pool's last held slot is released.
     pub(crate) drained: Event,
-    /// Notified once when the pool closes, to stop the background tasks.
-    pub(crate) closing: Event,
+    /// Set and notified once when the pool closes, to stop the background tasks.
+    pub(crate) closing: Arc<Closing>,
     /// Notified when a waiter's deadline comes before the one the timeout task sleeps towards.
     pub(crate) deadlines: Event,
     jitter: AtomicU64,
     /// How long to stop nudging waiters after a spinner was descheduled.
     pub(crate) spin_backoff: SpinBackoff,
+}
+
+/// How the pool's background tasks learn that it closed. They hold it beside a `Weak` of the pool and
+/// look at it *before* upgrading: a task woken by the close then ends without taking a strong
+/// reference, so it cannot be the one that keeps the pool (and its manager's connections) alive for a
+/// moment after the last handle was dropped.
+#[derive(Default)]
+pub(crate) struct Closing {
+    closed: AtomicBool,
+    event: Event,
+}
+
+impl Closing {
+    /// Marks the pool closed and wakes the tasks.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.event.notify(usize::MAX);
+    }
+
+    /// Whether the pool closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// A listener for the close (register it before checking [`is_closed`](Self::is_closed)).
+    pub(crate) fn listen(&self) -> event_listener::EventListener {
+        self.event.listen()
+    }
 }
 
 impl<M: Manager> Shared<M> {
@@ -56,7 +84,7 @@ impl<M: Manager> Shared<M> {
             counters: Counters::default(),
             observe: Observer::new(name),
             drained: Event::new(),
-            closing: Event::new(),
+            closing: Arc::default(),
             deadlines: Event::new(),
             jitter: AtomicU64::new(RandomState::new().hash_one(0u8)),
             spin_backoff: SpinBackoff::new(),

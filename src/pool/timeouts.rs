@@ -22,15 +22,31 @@ pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) {
         return;
     };
     let weak: Weak<Shared<M>> = Arc::downgrade(shared);
+    let closing = shared.closing.clone();
     let sleeper = runtime.clone();
+    // Nobody waits yet: the task starts by waiting, and takes the pool only when woken.
+    let mut closed = closing.listen();
+    let mut earlier = shared.deadlines.listen();
+    let mut next: Option<Instant> = None;
     runtime.spawn(Box::pin(async move {
         loop {
+            let woken = future::or(closed, earlier);
+            match next {
+                Some(at) => {
+                    let left = at.saturating_duration_since(Instant::now());
+                    future::or(woken, sleeper.sleep(left)).await
+                }
+                None => woken.await,
+            }
+            closed = closing.listen();
+            if closing.is_closed() {
+                return;
+            }
             let Some(shared) = weak.upgrade() else { return };
-            let closing = shared.closing.listen();
-            let earlier = shared.deadlines.listen();
+            earlier = shared.deadlines.listen();
             let now = Instant::now();
             let mut effects = Effects::default();
-            let next = {
+            next = {
                 let mut state = shared.lock();
                 if state.closed {
                     return;
@@ -40,14 +56,6 @@ pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) {
                 next
             };
             shared.apply(effects);
-            drop(shared);
-            let woken = future::or(closing, earlier);
-            match next {
-                Some(at) => {
-                    future::or(woken, sleeper.sleep(at.saturating_duration_since(now))).await
-                }
-                None => woken.await,
-            }
         }
     }));
 }
