@@ -186,7 +186,10 @@ use shared::Shared;
 /// A pool of connections made by `M`. Cloning it is cheap and gives another handle to the same pool.
 ///
 /// When the last handle is dropped the pool closes: idle connections are closed at once and
-/// checked-out ones as they come back.
+/// checked-out ones as they come back. With none checked out, the pool itself (its manager included)
+/// is dropped before the handle's drop returns; the background tasks of a runtime adapter never keep
+/// it alive, except a maintenance round already running (opening `min_idle` connections, say), which
+/// drops it when it ends.
 pub struct Pool<M: Manager> {
     shared: Arc<Shared<M>>,
     _handle: Arc<Handle<M>>,
