@@ -1,6 +1,8 @@
 //! Where [`TursoStorage`](super::TursoStorage) gets its connections: the write and read lanes of a
 //! local database, or one pool for a remote database.
 
+use std::sync::Arc;
+
 use libsql::params::IntoParams;
 
 use crate::libsql::{
@@ -22,7 +24,7 @@ pub(crate) struct Connections {
     blocking: bool,
     /// A connection the storage keeps open for a caller's local file, so that its WAL files live as
     /// long as the storage (databases opened by this crate keep their own).
-    _anchor: Option<std::sync::Arc<OwnedConnection>>,
+    _anchor: Option<Arc<OwnedConnection>>,
 }
 
 #[derive(Clone)]
@@ -54,7 +56,7 @@ impl Connections {
     }
 
     pub(crate) fn with_anchor(mut self, anchor: OwnedConnection) -> Self {
-        self._anchor = Some(std::sync::Arc::new(anchor));
+        self._anchor = Some(Arc::new(anchor));
         self
     }
 
