@@ -90,7 +90,8 @@ fn workload_of_plain_libsql() {
 
 /// Opens and closes connections on every path of this crate: database anchors, pooled connections
 /// (closed by the pool, as broken, by shutdown), the write lane's checkpointer, the old API's pool over
-/// a caller's database, detached connections, the r2d2 facade, and the storage.
+/// a caller's database, detached connections, the r2d2 facade, the storage, and a caller's embedded
+/// replica.
 #[test]
 #[ignore = "run under valgrind by connections_opened_by_this_crate_are_closed_once"]
 fn workload_of_this_crate() {
@@ -173,6 +174,36 @@ fn workload_of_this_crate() {
         )
         .unwrap();
         block_on(storage.get_statistics()).unwrap();
+        drop(storage);
+    }
+
+    // A caller's embedded replica (a SQLite handle under a remote API), through the old API and the
+    // storage.
+    #[cfg(feature = "replica")]
+    {
+        use memory_storage_turso::rt::Blocking;
+        use memory_storage_turso::storage::TursoStorageBuilder;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let replica = |name: &str| {
+            let builder = libsql::Builder::new_local_replica(dir.path().join(name));
+            runtime.block_on(builder.build()).unwrap()
+        };
+        let old = block_on(ConnectionPool::new(
+            replica("old-replica.db").into(),
+            PoolConfig::default(),
+        ))
+        .unwrap();
+        block_on(old.get_blocking().unwrap().query("SELECT 1", ())).unwrap();
+        drop(old);
+        let storage = block_on(
+            TursoStorageBuilder::from_database(replica("storage-replica.db"))
+                .runtime(Blocking)
+                .build(),
+        )
+        .unwrap();
         drop(storage);
     }
 }

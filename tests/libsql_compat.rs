@@ -126,7 +126,7 @@ fn into_inner_detaches_the_connection_and_frees_its_slot() {
     block_on(raw.execute("CREATE TABLE t(x)", ())).unwrap();
     block_on(pooled.execute("INSERT INTO t VALUES (1)", ())).unwrap();
     // libsql closes a dropped connection twice: guard the detached one before it goes.
-    drop(OwnedConnection::local(raw).unwrap());
+    drop(OwnedConnection::new(raw).unwrap());
 }
 
 #[test]
@@ -142,4 +142,39 @@ fn a_database_that_cannot_open_fails_in_new() {
         Ok(pool) => pool.is_err(),
     };
     assert!(failed);
+}
+
+/// An embedded replica handed in as a plain `libsql::Database` is told from a local file without I/O:
+/// it gets no PRAGMA setup (a replica sends writes, PRAGMAs included, to its primary; a local replica
+/// refuses them), and its connections work and are reused.
+#[cfg(feature = "replica")]
+#[test]
+fn a_callers_embedded_replica_is_pooled_as_a_replica() {
+    use memory_storage_turso::libsql::DatabaseKind;
+
+    let dir = tempfile::tempdir().unwrap();
+    // libsql opens a replica's metadata with tokio's file API.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let replica = runtime
+        .block_on(libsql::Builder::new_local_replica(dir.path().join("replica.db")).build())
+        .unwrap();
+    let pool = block_on(ConnectionPool::new(
+        Arc::new(replica),
+        PoolConfig::default(),
+    ))
+    .unwrap();
+    for _ in 0..3 {
+        let conn = pool.get_blocking().unwrap();
+        assert_eq!(conn.kind(), DatabaseKind::Replica);
+        let one = block_on(async {
+            let mut rows = conn.query("SELECT 1", ()).await?;
+            rows.next().await?.expect("a row").get::<i64>(0)
+        })
+        .unwrap();
+        assert_eq!(one, 1);
+    }
+    assert_eq!(block_on(pool.statistics()).total_created, 1);
 }

@@ -174,7 +174,7 @@ impl PooledConnection {
     ///
     /// libsql 0.9.30 closes a local connection's handle twice when its last clone drops (see
     /// [`OwnedConnection`](super::OwnedConnection)); the pool guards the connections it owns, but this
-    /// one is yours: wrap it with `OwnedConnection::local` before dropping it.
+    /// one is yours: wrap it with `OwnedConnection::new` before dropping it.
     ///
     /// # Errors
     /// None today; the `Result` is the old signature.

@@ -46,8 +46,9 @@ pub enum DatabaseKind {
     /// An embedded replica: a local file synced from a remote primary (feature `replica`).
     Replica,
     /// A `libsql::Database` handed in by the caller, of a kind this layer cannot see (the
-    /// [`ConnectionPool`](super::ConnectionPool) compatibility API). Each new connection is probed: one
-    /// that turns out to be remote is treated as [`Remote`](DatabaseKind::Remote), else as local.
+    /// [`ConnectionPool`](super::ConnectionPool) compatibility API). Each new connection is probed,
+    /// without I/O: one that turns out to be remote is treated as [`Remote`](DatabaseKind::Remote), one
+    /// of an embedded replica as [`Replica`](DatabaseKind::Replica), else as local.
     Unknown,
 }
 
@@ -279,9 +280,9 @@ impl LibsqlDatabase {
     }
 
     /// Opens a new raw connection (no pool, no setup), guarded so that dropping it closes its SQLite
-    /// handle once (see [`OwnedConnection`]). A database of [`DatabaseKind::Unknown`] kind gets no
-    /// guard here (telling its kind takes a query); [`LibsqlManager`](super::LibsqlManager) probes and
-    /// guards its connections.
+    /// handle once (see [`OwnedConnection`]). A connection to a remote database has no SQLite handle
+    /// and needs no guard; on a database of [`DatabaseKind::Unknown`] kind, [`OwnedConnection::new`]
+    /// tells which it is.
     ///
     /// # Errors
     /// A libSQL error if SQLite (or the remote client) cannot open one.
@@ -291,7 +292,8 @@ impl LibsqlDatabase {
             DatabaseKind::File | DatabaseKind::Memory | DatabaseKind::Replica => {
                 OwnedConnection::local(conn)
             }
-            DatabaseKind::Remote | DatabaseKind::Unknown => Ok(OwnedConnection::unguarded(conn)),
+            DatabaseKind::Remote => Ok(OwnedConnection::remote(conn)),
+            DatabaseKind::Unknown => OwnedConnection::new(conn),
         }
     }
 

@@ -7,7 +7,6 @@ use super::checkpoint::Checkpointer;
 use super::connection::{LibsqlConnection, TransactionMode};
 use super::database::{run_to_end, DatabaseKind, LibsqlDatabase};
 use super::error::{LibsqlError, Result};
-use super::owned::OwnedConnection;
 use super::setup::{setup_error, ConnectionSetup};
 use super::statement_cache::DEFAULT_STATEMENT_CACHE_CAPACITY;
 use crate::pool::Manager;
@@ -115,9 +114,9 @@ impl LibsqlManager {
     pub(crate) async fn open(&self) -> Result<LibsqlConnection> {
         let database = &self.database;
         let conn = database.connect()?;
-        let (conn, kind) = match database.kind() {
-            DatabaseKind::Unknown => probe_kind(conn).await?,
-            kind => (conn, kind),
+        let kind = match database.kind() {
+            DatabaseKind::Unknown => conn.probe_kind(),
+            kind => kind,
         };
         self.setup.apply(&conn, kind, database.is_wal()).await?;
         let lane_pragmas = [
@@ -176,20 +175,4 @@ impl Manager for LibsqlManager {
             checkpointer.checkpoint_if_due();
         }
     }
-}
-
-/// Tells a remote connection from a local one, for a `libsql::Database` of unknown kind: a local
-/// statement knows its placeholders when prepared, a remote one only counts the values bound to it.
-/// (Preparing remotely costs one round trip, once per new connection.) A local connection keeps the
-/// probe statement as its close guard (see [`OwnedConnection`]).
-async fn probe_kind(conn: OwnedConnection) -> Result<(OwnedConnection, DatabaseKind)> {
-    let probe = conn.prepare("SELECT ?1").await?;
-    Ok(if probe.parameter_count() == 1 {
-        (
-            OwnedConnection::keeping(conn.into_libsql(), probe),
-            DatabaseKind::Unknown,
-        )
-    } else {
-        (conn, DatabaseKind::Remote)
-    })
 }

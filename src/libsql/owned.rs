@@ -24,19 +24,21 @@
 use std::fmt;
 use std::ops::Deref;
 
+use super::database::DatabaseKind;
 use super::error::Result;
 
 /// A `libsql::Connection` that closes its SQLite handle exactly once when dropped (see the module
 /// docs for the libsql bug this works around). Derefs to `libsql::Connection`.
 ///
 /// [`LibsqlDatabase::connect`](super::LibsqlDatabase::connect) returns one; wrap a connection you
-/// opened yourself with [`local`](Self::local).
+/// opened yourself with [`new`](Self::new).
 ///
 /// ```
 /// use memory_storage_turso::libsql::{block_on, OwnedConnection};
 ///
 /// let database = block_on(libsql::Builder::new_local(":memory:").build()).unwrap();
-/// let conn = OwnedConnection::local(database.connect().unwrap()).unwrap();
+/// let conn = OwnedConnection::new(database.connect().unwrap()).unwrap();
+/// assert!(conn.guards_close());
 /// block_on(conn.execute("CREATE TABLE t(x)", ())).unwrap();
 /// drop(conn); // one sqlite3_close_v2, not two
 /// ```
@@ -48,6 +50,23 @@ pub struct OwnedConnection {
 }
 
 impl OwnedConnection {
+    /// Wraps a connection of any kind, and guards its close if it has a SQLite handle in this process:
+    /// a local file or in-memory database, or an embedded replica (whose connection is remote to most
+    /// of libsql's API but local underneath). Told without I/O: only such connections answer libsql's
+    /// reserved-bytes query. (libsql asks by passing 0, which SQLite also records as the reserve this
+    /// connection wants; a `VACUUM` keeps the file's own reserve all the same.) A Hrana (remote)
+    /// connection is wrapped as it is, with no round trip.
+    ///
+    /// # Errors
+    /// A libSQL error if SQLite cannot prepare the guard statement (the connection is unusable).
+    pub fn new(conn: libsql::Connection) -> Result<Self> {
+        if conn.get_reserved_bytes().is_ok() {
+            Self::local(conn)
+        } else {
+            Ok(Self::unguarded(conn))
+        }
+    }
+
     /// Wraps a connection to a database that runs in this process (a file, an in-memory database,
     /// an embedded replica). Prepares `SELECT 1`, which reads nothing and needs no runtime.
     ///
@@ -55,7 +74,10 @@ impl OwnedConnection {
     /// A libSQL error if SQLite cannot prepare the statement (the connection is unusable).
     pub fn local(conn: libsql::Connection) -> Result<Self> {
         let keeper = super::block_on(conn.prepare("SELECT 1"))?;
-        Ok(Self::keeping(conn, keeper))
+        Ok(Self {
+            conn,
+            keeper: Some(keeper),
+        })
     }
 
     /// Wraps a remote connection, which libsql closes correctly: nothing is kept.
@@ -63,17 +85,9 @@ impl OwnedConnection {
         Self::unguarded(conn)
     }
 
-    /// Wraps a connection of a kind not yet known, without a guard.
-    pub(crate) fn unguarded(conn: libsql::Connection) -> Self {
+    /// Wraps a connection without a guard.
+    fn unguarded(conn: libsql::Connection) -> Self {
         Self { conn, keeper: None }
-    }
-
-    /// Wraps `conn` with `keeper`, a statement prepared locally on it.
-    pub(crate) fn keeping(conn: libsql::Connection, keeper: libsql::Statement) -> Self {
-        Self {
-            conn,
-            keeper: Some(keeper),
-        }
     }
 
     /// Whether a statement guards the close (false for remote connections).
@@ -81,8 +95,23 @@ impl OwnedConnection {
         self.keeper.is_some()
     }
 
+    /// What a connection of a caller's `libsql::Database` is connected to, told without I/O:
+    /// [`Remote`](DatabaseKind::Remote) with no SQLite handle here, [`Replica`](DatabaseKind::Replica)
+    /// with one under an API that refuses an authorizer (an embedded replica sends its writes to the
+    /// primary), else [`Unknown`](DatabaseKind::Unknown): a local file or in-memory database. Clearing
+    /// the authorizer of a local connection changes nothing.
+    pub(crate) fn probe_kind(&self) -> DatabaseKind {
+        if !self.guards_close() {
+            DatabaseKind::Remote
+        } else if self.conn.authorizer(None).is_err() {
+            DatabaseKind::Replica
+        } else {
+            DatabaseKind::Unknown
+        }
+    }
+
     /// Unwraps the `libsql::Connection`. Dropping its last clone then closes a local handle twice
-    /// (see the module docs): wrap it again with [`local`](Self::local) before it goes.
+    /// (see the module docs): wrap it again with [`new`](Self::new) before it goes.
     pub fn into_libsql(self) -> libsql::Connection {
         self.conn
     }

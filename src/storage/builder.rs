@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::libsql::{
-    block_on, ConnectionSetup, LanedPool, LibsqlDatabase, LibsqlManager, LibsqlPool,
+    block_on, ConnectionSetup, DatabaseKind, LanedPool, LibsqlDatabase, LibsqlManager, LibsqlPool,
     OwnedConnection,
 };
 use crate::pool::{Pool, PoolConfig};
@@ -252,19 +252,16 @@ impl<R: Runtime> Plan<R> {
     }
 
     /// Pools over a `libsql::Database` opened by the caller. Its kind is not visible, so it is probed
-    /// with one local-only call: a remote database (or an embedded replica) gets one pool; a private
+    /// with local-only calls: a remote database (or an embedded replica) gets one pool; a private
     /// in-memory database, which exists once per connection, gets one connection that is never
     /// closed; a local file gets lanes (and the probe connection stays open beside them).
     fn wrap(&self, database: libsql::Database) -> Result<Connections> {
-        let probe = database.connect()?;
-        // Remote connections refuse an authorizer; clearing it on a local connection changes nothing.
-        let local = probe.authorizer(None).is_ok();
+        // Guarded if it has a SQLite handle, an embedded replica's included (see `OwnedConnection`).
+        let probe = OwnedConnection::new(database.connect()?)?;
         let database = LibsqlDatabase::from_libsql(Arc::new(database));
-        if !local {
+        if probe.probe_kind() != DatabaseKind::Unknown {
             return self.single(database, self.max_connections(), false);
         }
-        // A local connection: guard its close (see `OwnedConnection`).
-        let probe = OwnedConnection::local(probe)?;
         let main_file = block_on(main_file(&probe))?;
         if main_file.is_empty() {
             let private = Plan {
