@@ -178,3 +178,39 @@ fn a_callers_embedded_replica_is_pooled_as_a_replica() {
     }
     assert_eq!(block_on(pool.statistics()).total_created, 1);
 }
+
+/// A caller's remote database: its connections are told remote without a round trip each (opening a
+/// Hrana connection does no I/O), and `new` still fails at once when the server cannot be reached.
+/// Nothing listens on port 9 (discard) here.
+#[cfg(all(feature = "remote", feature = "tokio"))]
+#[test]
+fn a_callers_remote_database_is_told_apart_without_io_and_new_fails_when_it_is_unreachable() {
+    use memory_storage_turso::libsql::{DatabaseKind, LibsqlDatabase, LibsqlManager};
+    use memory_storage_turso::pool::Pool;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let unreachable = || {
+        let builder = libsql::Builder::new_remote("http://127.0.0.1:9".to_owned(), String::new());
+        Arc::new(runtime.block_on(builder.build()).unwrap())
+    };
+    let pool = Pool::builder(LibsqlManager::new(LibsqlDatabase::from_libsql(
+        unreachable(),
+    )))
+    .build()
+    .unwrap();
+    let conn = pool.get_blocking().unwrap();
+    assert_eq!(conn.kind(), DatabaseKind::Remote);
+    drop(conn);
+    let result = runtime.block_on(ConnectionPool::new(unreachable(), PoolConfig::default()));
+    let Err(error) = result else {
+        panic!("new reached nothing, yet succeeded")
+    };
+    assert!(
+        error.to_string().contains("connect"),
+        "the error names the failed connection: {error}"
+    );
+}

@@ -59,8 +59,9 @@ pub struct ConnectionPool {
 }
 
 impl ConnectionPool {
-    /// A pool over `db` with `config`. Opens one connection at once, so a database that cannot be
-    /// opened fails here, not at the first checkout.
+    /// A pool over `db` with `config`. Opens one connection at once (and queries a remote one, whose
+    /// opening does no I/O), so a database that cannot be opened or reached fails here, not at the
+    /// first checkout.
     ///
     /// # Errors
     /// [`LibsqlError::Config`](super::LibsqlError::Config) for a bad configuration; a connect or setup
@@ -73,6 +74,8 @@ impl ConnectionPool {
         if first.kind().runs_locally() {
             // WAL, as for every file this layer opens. `:memory:` answers "memory" and stays as it is.
             query_text(&first, "PRAGMA journal_mode=WAL").await?;
+        } else {
+            LibsqlManager::check(&first).await?;
         }
         drop(first);
         Ok(Self { pool })
