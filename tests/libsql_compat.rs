@@ -181,7 +181,7 @@ fn a_callers_embedded_replica_is_pooled_as_a_replica() {
 
 /// A caller's remote database: its connections are told remote without a round trip each (opening a
 /// Hrana connection does no I/O), and `new` still fails at once when the server cannot be reached.
-/// Nothing listens on port 9 (discard) here.
+/// The server is a loopback port that was just closed.
 #[cfg(all(feature = "remote", feature = "tokio"))]
 #[test]
 fn a_callers_remote_database_is_told_apart_without_io_and_new_fails_when_it_is_unreachable() {
@@ -193,8 +193,13 @@ fn a_callers_remote_database_is_told_apart_without_io_and_new_fails_when_it_is_u
         .enable_all()
         .build()
         .unwrap();
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port();
     let unreachable = || {
-        let builder = libsql::Builder::new_remote("http://127.0.0.1:9".to_owned(), String::new());
+        let url = format!("http://127.0.0.1:{closed_port}");
+        let builder = libsql::Builder::new_remote(url, String::new());
         Arc::new(runtime.block_on(builder.build()).unwrap())
     };
     let pool = Pool::builder(LibsqlManager::new(LibsqlDatabase::from_libsql(
