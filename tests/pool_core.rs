@@ -399,6 +399,51 @@ fn idle_timeout_and_max_lifetime_close_connections() {
     assert_eq!(manager.live(), 0);
 }
 
+/// A connection handed straight from its holder to a waiter was in use until the hand-off: it has not
+/// idled out and needs no health check, however long it was held. Its max lifetime still holds.
+#[test]
+fn a_connection_handed_to_a_waiter_counts_as_just_used_but_not_as_young() {
+    let window = Duration::from_millis(20);
+    let held_past = |config: PoolConfig| {
+        let manager = TestManager::default();
+        let pool = Arc::new(builder(&manager, config).build().unwrap());
+        let conn = pool.get_blocking().unwrap();
+        let waiter = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.get_blocking().unwrap().id)
+        };
+        wait_until("the waiter queued", || pool.statistics().waiting == 1);
+        thread::sleep(window + Duration::from_millis(10)); // hold past the window
+        drop(conn);
+        let id = waiter.join().unwrap();
+        (manager, pool, id)
+    };
+
+    let config = PoolConfig::builder()
+        .max_connections(1)
+        .idle_timeout(Some(window))
+        .health_check_bypass(window)
+        .build()
+        .unwrap();
+    let (manager, pool, id) = held_past(config);
+    assert_eq!(id, 0, "the waiter got the connection that was handed to it");
+    assert_eq!(pool.statistics().closed.total(), 0);
+    assert_eq!(
+        manager.seen.validations.load(SeqCst),
+        0,
+        "used until just now"
+    );
+
+    let config = PoolConfig::builder()
+        .max_connections(1)
+        .max_lifetime(Some(window))
+        .build()
+        .unwrap();
+    let (_manager, pool, id) = held_past(config);
+    assert_eq!(id, 1, "the expired connection was replaced for the waiter");
+    assert_eq!(pool.statistics().closed.max_lifetime, 1);
+}
+
 #[test]
 fn min_idle_is_kept_by_maintenance_and_the_idle_timeout_spares_it() {
     let manager = TestManager::default();

@@ -150,10 +150,11 @@ impl<'a, M: Manager> Acquire<'a, M> {
                 self.key = None;
                 Poll::Ready(Err(ended))
             }
-            Taken::Granted(grant) => {
+            Taken::Granted(mut grant) => {
                 self.key = None;
                 if state.closed {
                     let mut effects = Effects::default();
+                    self.shared.settle(&mut grant);
                     state.pass_on(grant, &mut effects);
                     let drained = state.in_use + state.connecting == 0;
                     drop(state);
@@ -191,9 +192,10 @@ impl<'a, M: Manager> Acquire<'a, M> {
     fn give_up(&mut self) -> Option<Slot<'a, M>> {
         let key = self.key.take()?;
         let mut state = self.shared.lock();
-        let grant = state.waiters.cancel(key)?;
+        let mut grant = state.waiters.cancel(key)?;
         if state.closed {
             let mut effects = Effects::default();
+            self.shared.settle(&mut grant);
             state.pass_on(grant, &mut effects);
             let drained = state.in_use + state.connecting == 0;
             drop(state);
@@ -209,8 +211,9 @@ impl<M: Manager> Drop for Acquire<'_, M> {
     fn drop(&mut self) {
         let Some(key) = self.key.take() else { return };
         let mut state = self.shared.lock();
-        if let Some(grant) = state.waiters.cancel(key) {
+        if let Some(mut grant) = state.waiters.cancel(key) {
             let mut effects = Effects::default();
+            self.shared.settle(&mut grant);
             state.pass_on(grant, &mut effects);
             let drained = state.closed && state.in_use + state.connecting == 0;
             drop(state);

@@ -113,8 +113,9 @@ fn ready_now<'a, M: Manager>(
     now: Instant,
 ) -> Result<PooledConnection<M>, Slot<'a, M>> {
     match slot {
-        Slot::Ready(guard) => {
-            let conn = guard.conn.as_ref().expect("a guard holds its connection");
+        Slot::Ready(mut guard) => {
+            let conn = guard.conn.as_mut().expect("a guard holds its connection");
+            shared.take_in_hand(conn, now);
             if shared.expired(conn, now).is_none() && !shared.needs_validation(conn, now) {
                 Ok(guard)
             } else {
@@ -254,6 +255,7 @@ async fn finish<'a, M: Manager>(
             Slot::Ready(mut guard) => {
                 let now = Instant::now();
                 let conn = guard.conn.as_mut().expect("a guard holds its connection");
+                shared.take_in_hand(conn, now);
                 let reason = match shared.expired(conn, now) {
                     Some(reason) => reason,
                     None if !shared.needs_validation(conn, now) => return Ok(guard),

@@ -13,7 +13,7 @@ use super::error::{PoolError, PoolState};
 use super::hooks::{self, Hooks};
 use super::manager::Manager;
 use super::parker::{SpinBackoff, Spun};
-use super::state::{Conn, Effects, State};
+use super::state::{Conn, Effects, Grant, State};
 use super::stats::{CloseReason, Counters};
 use crate::observe::Observer;
 use crate::rt::DynRuntime;
@@ -155,6 +155,7 @@ impl<M: Manager> Shared<M> {
             expires_at,
             idle_until: None,
             trusted_until: now,
+            in_hand: false,
         });
         self.touch(&mut conn, now);
         conn
@@ -167,6 +168,23 @@ impl<M: Manager> Shared<M> {
             self.config.idle_timeout,
             self.config.health_check_bypass,
         );
+    }
+
+    /// Records the use of a connection handed straight from its last holder (see `Conn::in_hand`)
+    /// as its new holder takes it at `now`.
+    pub(crate) fn take_in_hand(&self, conn: &mut Conn<M::Connection>, now: Instant) {
+        if conn.in_hand {
+            self.touch(conn, now);
+        }
+    }
+
+    /// Makes a grant whose waiter gave up fit to go back to the idle list.
+    pub(crate) fn settle(&self, grant: &mut Grant<M::Connection>) {
+        if let Grant::Conn(conn) = grant {
+            if conn.in_hand {
+                self.touch(conn, Instant::now());
+            }
+        }
     }
 
     fn next_random(&self) -> u64 {
@@ -210,22 +228,32 @@ impl<M: Manager> Shared<M> {
                 && (!handed_out || hooks::run(&self.hooks.on_return, &mut conn.raw).is_ok())
         }))
         .unwrap_or(false);
-        let now = Instant::now();
         let mut effects = Effects::default();
         let mut state = self.lock();
+        // The clock is read only when needed: a connection handed straight to a waiter is timed by
+        // its new holder, who reads the clock anyway.
+        let mut now = None;
         if let Some(key) = lease {
-            self.end_lease(&mut state, key, now, &mut effects);
+            let at = *now.get_or_insert_with(Instant::now);
+            self.end_lease(&mut state, key, at, &mut effects);
         }
         if !healthy {
             effects.close.push((conn.raw, CloseReason::Broken));
             state.release(false, &mut effects);
-        } else if conn.expires_at.is_some_and(|at| now >= at) {
-            effects.close.push((conn.raw, CloseReason::MaxLifetime));
-            state.release(false, &mut effects);
-        } else {
-            self.touch(&mut conn, now);
+        } else if state.hands_off() {
+            // The new holder records the use and checks the max lifetime as it takes it.
+            conn.in_hand = true;
             state.check_in(conn, &mut effects);
-            state.reap_oldest(now, self.config.min_idle, &mut effects);
+        } else {
+            let now = *now.get_or_insert_with(Instant::now);
+            if conn.expires_at.is_some_and(|at| now >= at) {
+                effects.close.push((conn.raw, CloseReason::MaxLifetime));
+                state.release(false, &mut effects);
+            } else {
+                self.touch(&mut conn, now);
+                state.check_in(conn, &mut effects);
+                state.reap_oldest(now, self.config.min_idle, &mut effects);
+            }
         }
         let drained = state.closed && state.in_use + state.connecting == 0;
         drop(state);

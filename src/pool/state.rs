@@ -20,8 +20,8 @@ use super::stats::CloseReason;
 use super::waiters::{WaitQueue, Wake};
 use crate::observe::Notes;
 
-/// An open connection with its deadlines, computed when it is created or returned so that checkout only
-/// compares instants. The pool keeps it boxed, so that checkout and return move a pointer, not the
+/// An open connection with its deadlines, computed when it is created or returned (or, handed straight
+/// to a waiter, when the waiter takes it) so that checkout only compares instants. The pool keeps it boxed, so that checkout and return move a pointer, not the
 /// connection (a libSQL connection with its statement cache is a few hundred bytes).
 pub(crate) struct Conn<C> {
     pub(crate) raw: C,
@@ -31,6 +31,10 @@ pub(crate) struct Conn<C> {
     pub(crate) idle_until: Option<Instant>,
     /// When it needs a health check again (last use + bypass window).
     pub(crate) trusted_until: Instant,
+    /// Handed straight from its last holder to a waiter, without reading the clock: `idle_until` and
+    /// `trusted_until` are stale until the new holder records the use (see `Shared::take_in_hand`).
+    /// Idle connections are never in hand.
+    pub(crate) in_hand: bool,
 }
 
 impl<C> Conn<C> {
@@ -38,6 +42,7 @@ impl<C> Conn<C> {
     pub(crate) fn touch(&mut self, now: Instant, idle_timeout: Option<Duration>, bypass: Duration) {
         self.idle_until = idle_timeout.and_then(|t| now.checked_add(t));
         self.trusted_until = now.checked_add(bypass).unwrap_or(now);
+        self.in_hand = false;
     }
 
     fn idled_out(&self, now: Instant) -> bool {
@@ -238,6 +243,11 @@ impl<C> State<C> {
         }
     }
 
+    /// Whether a connection checked in now goes straight to a waiter.
+    pub(crate) fn hands_off(&self) -> bool {
+        !self.closed && self.size() <= self.max && !self.waiters.is_empty()
+    }
+
     /// A holder gives back a healthy connection. It goes to the oldest waiter, else to the idle list;
     /// on a closed or oversized pool it is closed. The slot leaves `in_use` unless it is handed on.
     pub(crate) fn check_in(&mut self, conn: Box<Conn<C>>, effects: &mut Effects<C>) {
@@ -252,6 +262,7 @@ impl<C> State<C> {
                 self.nudge_next(effects);
             }
             Err(Grant::Conn(conn)) => {
+                debug_assert!(!conn.in_hand, "an idle connection's deadlines are current");
                 self.in_use -= 1;
                 self.idle.push_back(conn);
             }
