@@ -182,7 +182,7 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn settle(&self, grant: &mut Grant<M::Connection>) {
         if let Grant::Conn(conn) = grant {
             if conn.in_hand {
-                self.touch(conn, Instant::now());
+                self.take_in_hand(conn, Instant::now());
             }
         }
     }

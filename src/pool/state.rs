@@ -21,8 +21,9 @@ use super::waiters::{WaitQueue, Wake};
 use crate::observe::Notes;
 
 /// An open connection with its deadlines, computed when it is created or returned (or, handed straight
-/// to a waiter, when the waiter takes it) so that checkout only compares instants. The pool keeps it boxed, so that checkout and return move a pointer, not the
-/// connection (a libSQL connection with its statement cache is a few hundred bytes).
+/// to a waiter, when the waiter takes it) so that checkout only compares instants. The pool keeps it
+/// boxed, so that checkout and return move a pointer, not the connection (a libSQL connection with
+/// its statement cache is a few hundred bytes).
 pub(crate) struct Conn<C> {
     pub(crate) raw: C,
     /// When it must be closed (creation + max lifetime - jitter).
