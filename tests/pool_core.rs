@@ -80,6 +80,32 @@ fn reuse_order_lifo_and_fifo() {
 }
 
 #[test]
+fn a_connection_returned_while_nobody_waits_is_reused_by_its_thread_and_by_others() {
+    // It rests on its thread's shelf: the gauges count it idle, the same thread takes it back, and a
+    // thread with another shelf finds it there instead of opening a second connection.
+    let manager = TestManager::default();
+    let pool = pool(&manager, 4);
+    let first = pool.get_blocking().unwrap().id;
+    let stats = pool.statistics();
+    assert_eq!((stats.idle_connections, stats.active_connections), (1, 0));
+    assert_eq!(pool.get_blocking().unwrap().id, first);
+    for _ in 0..8 {
+        let id = thread::scope(|s| s.spawn(|| pool.get_blocking().unwrap().id).join().unwrap());
+        assert_eq!(id, first, "another thread reuses the returned connection");
+        let id = pool.try_get().unwrap().expect("a free connection").id;
+        assert_eq!(id, first);
+    }
+    assert_eq!(manager.seen.connects.load(SeqCst), 1);
+    assert_eq!(pool.statistics().idle_connections, 1);
+    drop(pool);
+    assert_eq!(
+        manager.seen.closes.load(SeqCst),
+        1,
+        "closing the pool empties the shelves"
+    );
+}
+
+#[test]
 fn building_with_a_bad_config_names_the_field() {
     let bad = PoolConfig {
         max_connections: 0,

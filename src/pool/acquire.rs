@@ -85,19 +85,23 @@ pub(crate) enum Begin<C> {
     Queued(usize),
 }
 
-/// Under one lock: fails on a closed pool, else takes free capacity, else queues the caller and registers
-/// how to wake it, so that it can sleep at once. An async caller gives its `deadline`, which the timeout
+/// Takes this thread's shelved connection if nobody queues; else, under one lock: fails on a closed
+/// pool, else takes free capacity, else queues the caller and registers how to wake it, so that it can
+/// sleep at once. An async caller gives its `deadline`, which the timeout
 /// task enforces.
 pub(crate) fn begin<M: Manager>(
     shared: &Shared<M>,
     deadline: Option<Instant>,
     sleeper: Sleeper<'_>,
 ) -> Result<Begin<M::Connection>, PoolError<M::Error>> {
+    if let Some(conn) = shared.shelves.take_own() {
+        return Ok(Begin::Granted(Grant::Conn(conn)));
+    }
     let mut state = shared.lock();
     if state.closed {
         return Err(PoolError::Closed);
     }
-    if let Some(grant) = state.try_take(shared.config.reuse_order) {
+    if let Some(grant) = shared.take_free(&mut state) {
         return Ok(Begin::Granted(grant));
     }
     let key = state.waiters.enqueue(deadline);

@@ -87,14 +87,17 @@ impl<M: Manager> Pool<M> {
         let span = shared.observe.acquire_span();
         let _entered = span.enter();
         let started = Instant::now();
-        let grant = {
-            let mut state = shared.lock();
-            if state.closed {
-                return Err(PoolError::Closed);
-            }
-            match state.try_take(shared.config.reuse_order) {
-                Some(grant) => grant,
-                None => return Ok(None),
+        let grant = match shared.shelves.take_own() {
+            Some(conn) => Grant::Conn(conn),
+            None => {
+                let mut state = shared.lock();
+                if state.closed {
+                    return Err(PoolError::Closed);
+                }
+                match shared.take_free(&mut state) {
+                    Some(grant) => grant,
+                    None => return Ok(None),
+                }
             }
         };
         let slot = match ready_now(shared, Slot::from_grant(shared, grant), started) {

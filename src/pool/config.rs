@@ -13,8 +13,9 @@ pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60)
 /// Which idle connection a checkout takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReuseOrder {
-    /// The most recently returned one (the default). Keeps a small hot set warm and lets the rest reach
-    /// their idle timeout.
+    /// The one this thread returned last, else the most recently returned one (the default). Keeps a
+    /// small hot set warm and lets the rest reach their idle timeout. Without leak detection, a thread's
+    /// checkout and return then skip the pool's lock while nobody waits (see the pool's design notes).
     #[default]
     Lifo,
     /// The least recently returned one. Spreads use evenly over all connections.

@@ -126,14 +126,18 @@ impl<M: Manager> Pool<M> {
             return Err(ConfigError::TooManyConnections(max_connections));
         }
         let mut effects = Effects::default();
-        self.shared.lock().resize(max_connections, &mut effects);
+        let mut state = self.shared.lock();
+        state.resize(max_connections, &mut effects);
+        self.shared.unshelve_all(&mut state, &mut effects);
+        drop(state);
         self.shared.apply(effects);
         Ok(())
     }
 
-    /// One round of maintenance: closes expired and idled-out connections, reports leaks, opens
-    /// connections up to `min_idle`, and publishes the gauges (feature `metrics`). The background task (with a runtime adapter) runs this every
-    /// `maintenance_interval`; call it yourself to do so without one.
+    /// One round of maintenance: closes expired and idled-out connections (shelved ones included),
+    /// reports leaks, opens connections up to `min_idle`, and publishes the gauges (feature `metrics`).
+    /// The background task (with a runtime adapter) runs this every `maintenance_interval`; call it
+    /// yourself to do so without one.
     pub async fn maintain(&self) {
         self.shared.maintain().await;
     }
@@ -172,6 +176,7 @@ impl<M: Manager> Shared<M> {
             return;
         }
         state.close(&mut effects);
+        self.unshelve_all(&mut state, &mut effects);
         let drained = state.in_use + state.connecting == 0;
         drop(state);
         self.closing.close();
@@ -195,6 +200,7 @@ impl<M: Manager> Shared<M> {
         let mut effects = Effects::default();
         let refill = {
             let mut state = self.lock();
+            self.unshelve_all(&mut state, &mut effects);
             state.reap(now, self.config.min_idle, &mut effects);
             self.report_leaks(&mut state, now, &mut effects);
             self.reserve_refill(&mut state)

@@ -16,8 +16,14 @@
 //!   frees up becomes the oldest waiter's right to open a connection. A caller that arrives later finds
 //!   the capacity already taken, so it cannot barge in. (`async_lock::Semaphore` alone is not fair,
 //!   which is why the hand-off is the pool's own job.)
+//! * **No shared lock while nobody waits.** A connection returned while no caller queues rests on its
+//!   thread's shelf, and that thread's next checkout takes it back without the pool's lock; another
+//!   thread that finds the idle list empty looks on the shelves before it opens a connection or queues
+//!   (`shelves.rs`). Two threads that check out in turn then stop moving the lock's cache line between
+//!   cores on every checkout. As soon as someone queues, every return goes through the hand-off above.
 //! * **Honest accounting.** The gauges in [`PoolStatistics`] are read from the very counts that gate
-//!   checkouts. `size = idle + in_use + connecting <= max` at every instant (until a `resize` shrinks
+//!   checkouts (a shelved connection holds its slot and counts as idle).
+//!   `size = idle + in_use + connecting <= max` at every instant (until a `resize` shrinks
 //!   the pool below what is checked out; the excess is closed as it comes back).
 //! * **The slot is held for the life of the guard.** [`PooledConnection`] derefs to the connection.
 //!   Dropping it runs the manager's `is_broken` and `reset` (also while panicking) and returns or closes
@@ -157,6 +163,7 @@ mod lifecycle;
 mod manager;
 mod parker;
 mod shared;
+mod shelves;
 mod state;
 mod stats;
 mod timeouts;

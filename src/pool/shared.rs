@@ -9,15 +9,18 @@ use std::time::{Duration, Instant};
 use event_listener::Event;
 
 use super::config::PoolConfig;
+use super::config::ReuseOrder;
 use super::error::{PoolError, PoolState};
 use super::hooks::{self, Hooks};
 use super::manager::Manager;
 use super::parker::{SpinBackoff, Spun};
+use super::shelves::Shelves;
 use super::state::{Conn, Effects, Grant, State};
 use super::stats::{CloseReason, Counters};
 use crate::observe::Observer;
 use crate::rt::DynRuntime;
 use crate::sync::{lock, Mutex, MutexGuard};
+use std::ops::{Deref, DerefMut};
 
 pub(crate) struct Shared<M: Manager> {
     pub(crate) manager: M,
@@ -25,6 +28,8 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) hooks: Hooks<M::Connection>,
     pub(crate) runtime: Option<Arc<dyn DynRuntime>>,
     pub(crate) state: Mutex<State<M::Connection>>,
+    /// Where returned connections wait for their thread's next checkout while nobody queues.
+    pub(crate) shelves: Shelves<M::Connection>,
     pub(crate) counters: Counters,
     /// Spans, events and metrics (see `crate::observe`).
     pub(crate) observe: Observer,
@@ -75,8 +80,15 @@ impl<M: Manager> Shared<M> {
         runtime: Option<Arc<dyn DynRuntime>>,
         name: Arc<str>,
     ) -> Self {
+        // Shelves keep a thread's connection for its next checkout: not with FIFO reuse, which
+        // promises to spread use, nor with leak detection, whose leases live under the lock.
+        let shelves = match (config.reuse_order, config.leak_detection_threshold) {
+            (ReuseOrder::Lifo, None) => config.max_connections,
+            _ => 0,
+        };
         Self {
             state: Mutex::new(State::new(config.max_connections)),
+            shelves: Shelves::new(shelves),
             manager,
             config,
             hooks,
@@ -91,12 +103,48 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<M::Connection>> {
-        lock(&self.state)
+    pub(crate) fn lock(&self) -> Gate<'_, M::Connection> {
+        Gate {
+            state: lock(&self.state),
+            shelves: &self.shelves,
+        }
     }
 
     pub(crate) fn gauges(&self) -> PoolState {
         self.lock().gauges()
+    }
+
+    /// Capacity for a caller that arrives now, under the lock: an idle connection, else a shelved
+    /// one, else a slot to open one in. `None` when the pool is full or others are queued.
+    pub(crate) fn take_free(
+        &self,
+        state: &mut State<M::Connection>,
+    ) -> Option<Grant<M::Connection>> {
+        if !state.waiters.is_empty() {
+            return None;
+        }
+        if let Some(conn) = state.take_idle(self.config.reuse_order) {
+            return Some(Grant::Conn(conn));
+        }
+        // Announced first, so that a connection shelved from now on is either found here or taken
+        // back by its returner and handed to this caller through the gate.
+        self.shelves.announce();
+        if let Some(conn) = self.shelves.take_any() {
+            return Some(Grant::Conn(conn));
+        }
+        state.reserve()
+    }
+
+    /// Returns every shelved connection through the gate (to close it, reap it, or hand it on).
+    pub(crate) fn unshelve_all(
+        &self,
+        state: &mut State<M::Connection>,
+        effects: &mut Effects<M::Connection>,
+    ) {
+        self.shelves.publish(state.attention());
+        for conn in self.shelves.drain() {
+            state.check_in(conn, effects);
+        }
     }
 
     /// Learns from how a nudged waiter's spin ended: a descheduled spinner pauses spinning for a
@@ -228,11 +276,37 @@ impl<M: Manager> Shared<M> {
                 && (!handed_out || hooks::run(&self.hooks.on_return, &mut conn.raw).is_ok())
         }))
         .unwrap_or(false);
-        let mut effects = Effects::default();
-        let mut state = self.lock();
+        if healthy && lease.is_none() && self.shelves.open() {
+            let now = Instant::now();
+            if conn.expires_at.is_none_or(|expiry| now < expiry) {
+                self.touch(&mut conn, now);
+                // It takes its thread's shelf. What the shelf held before, and the connection itself if
+                // someone started to wait meanwhile, go through the gate, their deadlines current.
+                for conn in self.shelves.shelve(conn) {
+                    self.return_to_gate(conn, true, None, Some(now), false);
+                }
+                let _ = catch_unwind(AssertUnwindSafe(|| manager.after_return()));
+                return;
+            }
+        }
+        self.return_to_gate(conn, healthy, lease, None, true);
+        let _ = catch_unwind(AssertUnwindSafe(|| manager.after_return()));
+    }
+
+    /// Returns a connection to the gate: to the oldest waiter, else to the idle list; closed if
+    /// unhealthy or expired. `used` says it was used just now (else its deadlines are current).
+    fn return_to_gate(
+        &self,
+        mut conn: Box<Conn<M::Connection>>,
+        healthy: bool,
+        lease: Option<usize>,
+        mut now: Option<Instant>,
+        used: bool,
+    ) {
         // The clock is read only when needed: a connection handed straight to a waiter is timed by
         // its new holder, who reads the clock anyway.
-        let mut now = None;
+        let mut effects = Effects::default();
+        let mut state = self.lock();
         if let Some(key) = lease {
             let at = *now.get_or_insert_with(Instant::now);
             self.end_lease(&mut state, key, at, &mut effects);
@@ -242,7 +316,7 @@ impl<M: Manager> Shared<M> {
             state.release(false, &mut effects);
         } else if state.hands_off() {
             // The new holder records the use and checks the max lifetime as it takes it.
-            conn.in_hand = true;
+            conn.in_hand = used;
             state.check_in(conn, &mut effects);
         } else {
             let now = *now.get_or_insert_with(Instant::now);
@@ -250,7 +324,9 @@ impl<M: Manager> Shared<M> {
                 effects.close.push((conn.raw, CloseReason::MaxLifetime));
                 state.release(false, &mut effects);
             } else {
-                self.touch(&mut conn, now);
+                if used {
+                    self.touch(&mut conn, now);
+                }
                 state.check_in(conn, &mut effects);
                 state.reap_oldest(now, self.config.min_idle, &mut effects);
             }
@@ -260,7 +336,6 @@ impl<M: Manager> Shared<M> {
         if !effects.is_empty() || drained {
             self.apply_released(effects, drained);
         }
-        let _ = catch_unwind(AssertUnwindSafe(|| manager.after_return()));
     }
 
     /// Gives up a slot without a connection (`connecting`: a reserved slot, else a held one, with its
@@ -322,5 +397,38 @@ impl<M: Manager> Shared<M> {
     /// Remembers the last connect or validation error for timeout reports.
     pub(crate) fn record_error(&self, error: &dyn std::fmt::Display) {
         self.lock().last_error = Some(error.to_string());
+    }
+}
+
+/// The gate's lock, held. Releasing it publishes the attention word that the shelves' fast paths obey.
+pub(crate) struct Gate<'a, C> {
+    state: MutexGuard<'a, State<C>>,
+    shelves: &'a Shelves<C>,
+}
+
+impl<C> Gate<'_, C> {
+    /// The gauges, with shelved connections counted as idle.
+    pub(crate) fn gauges(&self) -> PoolState {
+        self.state.gauges(self.shelves.count())
+    }
+}
+
+impl<C> Deref for Gate<'_, C> {
+    type Target = State<C>;
+
+    fn deref(&self) -> &State<C> {
+        &self.state
+    }
+}
+
+impl<C> DerefMut for Gate<'_, C> {
+    fn deref_mut(&mut self) -> &mut State<C> {
+        &mut self.state
+    }
+}
+
+impl<C> Drop for Gate<'_, C> {
+    fn drop(&mut self) {
+        self.shelves.publish(self.state.attention());
     }
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use super::config::ReuseOrder;
 use super::error::PoolState;
 use super::parker::{self, Parker};
+use super::shelves;
 use super::stats::CloseReason;
 use super::waiters::{WaitQueue, Wake};
 use crate::observe::Notes;
@@ -209,32 +210,53 @@ impl<C> State<C> {
         self.idle.len() + self.in_use + self.connecting
     }
 
-    pub(crate) fn gauges(&self) -> PoolState {
+    /// The gauges, with `shelved` of the connections counted in `in_use` resting on their threads'
+    /// shelves (see `shelves.rs`): those count as idle.
+    pub(crate) fn gauges(&self, shelved: usize) -> PoolState {
         PoolState {
             size: self.size(),
-            idle: self.idle.len(),
-            in_use: self.in_use,
+            idle: self.idle.len() + shelved,
+            in_use: self.in_use - shelved,
             connecting: self.connecting,
             waiting: self.waiters.len(),
             max_size: self.max,
         }
     }
 
-    /// Capacity for a caller that does not wait: an idle connection, or a reserved slot. `None` when the
-    /// pool is full or others are already queued (they come first).
-    pub(crate) fn try_take(&mut self, order: ReuseOrder) -> Option<Grant<C>> {
+    /// The attention bits the shelves' fast paths obey (see `shelves.rs`): 0 while nobody queues and
+    /// the pool is open and within its maximum.
+    pub(crate) fn attention(&self) -> usize {
+        let mut bits = 0;
+        if !self.waiters.is_empty() {
+            bits |= shelves::QUEUED;
+        }
+        if self.closed {
+            bits |= shelves::CLOSED;
+        }
+        if self.size() > self.max {
+            bits |= shelves::OVERSIZED;
+        }
+        bits
+    }
+
+    /// An idle connection for a caller that does not wait. `None` when there is none, or when others
+    /// are already queued (they come first).
+    pub(crate) fn take_idle(&mut self, order: ReuseOrder) -> Option<Box<Conn<C>>> {
         if !self.waiters.is_empty() {
             return None;
         }
-        if let Some(conn) = self.pop_idle(order) {
-            self.in_use += 1;
-            return Some(Grant::Conn(conn));
+        let conn = self.pop_idle(order)?;
+        self.in_use += 1;
+        Some(conn)
+    }
+
+    /// Reserves a slot to open a connection in, if the pool has room and nobody is queued.
+    pub(crate) fn reserve(&mut self) -> Option<Grant<C>> {
+        if !self.waiters.is_empty() || self.size() >= self.max {
+            return None;
         }
-        if self.size() < self.max {
-            self.connecting += 1;
-            return Some(Grant::Create);
-        }
-        None
+        self.connecting += 1;
+        Some(Grant::Create)
     }
 
     fn pop_idle(&mut self, order: ReuseOrder) -> Option<Box<Conn<C>>> {

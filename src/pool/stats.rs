@@ -1,6 +1,6 @@
 //! [`PoolStatistics`]: the gauges read from the gate's own state, and event counters.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use super::error::PoolState;
@@ -220,13 +220,7 @@ struct CheckoutCounts {
     max_wait_micros: AtomicU64,
 }
 
-/// The calling thread's share of the checkout counters: threads take shares in turn as they first
-/// count a checkout.
+/// The calling thread's share of the checkout counters.
 fn checkout_shard() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static SHARD: usize = NEXT.fetch_add(1, Relaxed) % CHECKOUT_SHARDS;
-    }
-    // During thread-local destruction any share serves.
-    SHARD.try_with(|shard| *shard).unwrap_or(0)
+    super::shelves::thread_number() % CHECKOUT_SHARDS
 }
