@@ -5,6 +5,10 @@
 //!
 //! * `uncontended/*`: one caller doing get + drop in a loop. Ours blocking (`get_blocking`) and r2d2 run
 //!   on the bench thread; ours async, deadpool and bb8 run as one tokio task on the runtime below.
+//! * `parallel_2/*`: 2 callers (2 threads, or 2 tasks on the 2 workers) in a loop, each returning its
+//!   connection at once: the pool never runs dry and nobody waits, but every checkout and return goes
+//!   through state that both cores share. This is how most apps use a pool sized above their
+//!   concurrency.
 //! * `contended_N/*`: N concurrent callers (N = 32, 128, 512: 4x, 16x, 64x the pool size) share the
 //!   iterations of one criterion sample. Async contenders run as N tokio tasks on a multi-thread runtime
 //!   with 2 workers, spawned at the start of each sample (included in the time). Blocking contenders run
@@ -64,6 +68,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// Concurrent callers in the contended cells: 4x, 16x and 64x the pool size.
 const CALLERS: [usize; 3] = [32, 128, 512];
+/// Callers in the cell where the pool never runs dry: one per core.
+const PARALLEL_CALLERS: usize = 2;
 /// Worker threads of the tokio runtime (the machine has 2 cores).
 const TOKIO_WORKERS: usize = 2;
 /// The most OS threads a blocking contender runs at once.
@@ -368,6 +374,35 @@ impl Run {
     }
 }
 
+/// Several callers at once.
+#[derive(Clone, Copy)]
+struct Crowd {
+    callers: usize,
+    /// Whether each caller holds its connection across a `yield_now`, so that the pool runs dry.
+    hold: bool,
+}
+
+impl Crowd {
+    fn name(self) -> String {
+        match self.hold {
+            true => format!("contended_{}", self.callers),
+            false => format!("parallel_{}", self.callers),
+        }
+    }
+}
+
+/// The crowded cells: 2 callers that never drain the pool, then 32, 128 and 512 that do.
+fn crowds() -> impl Iterator<Item = Crowd> {
+    let parallel = Crowd {
+        callers: PARALLEL_CALLERS,
+        hold: false,
+    };
+    std::iter::once(parallel).chain(CALLERS.into_iter().map(|callers| Crowd {
+        callers,
+        hold: true,
+    }))
+}
+
 /// Every call of every routine, warm-up included; the measurement samples are the last `SAMPLE_SIZE` of
 /// each benchmark.
 static SAMPLES: Mutex<Vec<Sample>> = Mutex::new(Vec::new());
@@ -489,7 +524,8 @@ fn run_async_alone<C: AsyncContender>(rt: &Runtime, pool: &C, iters: u64) -> Run
 }
 
 /// `callers` tasks sharing `iters` cycles; the time from the first spawn to the last completion.
-fn run_async_crowd<C: AsyncContender>(rt: &Runtime, pool: &C, callers: usize, iters: u64) -> Run {
+fn run_async_crowd<C: AsyncContender>(rt: &Runtime, pool: &C, crowd: Crowd, iters: u64) -> Run {
+    let Crowd { callers, hold } = crowd;
     rt.block_on(async {
         let start = Instant::now();
         let tasks: Vec<_> = (0..callers)
@@ -499,7 +535,7 @@ fn run_async_crowd<C: AsyncContender>(rt: &Runtime, pool: &C, callers: usize, it
                 let pool = pool.clone();
                 tokio::spawn(async move {
                     for _ in 0..n {
-                        pool.cycle(true).await;
+                        pool.cycle(hold).await;
                     }
                     Instant::now()
                 })
@@ -533,7 +569,8 @@ struct CrewSignals {
 }
 
 impl Crew {
-    fn new<C: BlockingContender>(pool: &C, threads: usize) -> Self {
+    fn new<C: BlockingContender>(pool: &C, crowd: Crowd) -> Self {
+        let threads = crowd.callers.min(MAX_OS_THREADS);
         let signals = Arc::new(CrewSignals {
             start: Barrier::new(threads + 1),
             done: Barrier::new(threads + 1),
@@ -555,7 +592,7 @@ impl Crew {
                         }
                         let iters = signals.iters.load(Ordering::Acquire);
                         for _ in 0..share(iters, threads, index) {
-                            pool.cycle(true);
+                            pool.cycle(crowd.hold);
                         }
                         let now = Instant::now();
                         signals
@@ -606,13 +643,13 @@ fn bench_blocking<C: BlockingContender>(
     cell: &str,
     name: &str,
     pool: &C,
-    callers: Option<usize>,
+    crowd: Option<Crowd>,
 ) {
     let id = format!("{cell}/{name}");
-    group.bench_function(name, |b| match callers {
+    group.bench_function(name, |b| match crowd {
         None => b.iter_custom(|iters| recorded(&id, iters, || run_blocking_alone(pool, iters))),
-        Some(callers) => {
-            let crew = Crew::new(pool, callers.min(MAX_OS_THREADS));
+        Some(crowd) => {
+            let crew = Crew::new(pool, crowd);
             b.iter_custom(|iters| recorded(&id, iters, || crew.run(iters)));
         }
     });
@@ -624,14 +661,14 @@ fn bench_async<C: AsyncContender>(
     name: &str,
     rt: &Runtime,
     pool: &C,
-    callers: Option<usize>,
+    crowd: Option<Crowd>,
 ) {
     let id = format!("{cell}/{name}");
-    group.bench_function(name, |b| match callers {
+    group.bench_function(name, |b| match crowd {
         None => b.iter_custom(|iters| recorded(&id, iters, || run_async_alone(rt, pool, iters))),
-        Some(callers) => b.iter_custom(|iters| {
-            recorded(&id, iters, || run_async_crowd(rt, pool, callers, iters))
-        }),
+        Some(crowd) => {
+            b.iter_custom(|iters| recorded(&id, iters, || run_async_crowd(rt, pool, crowd, iters)))
+        }
     });
 }
 
@@ -643,20 +680,18 @@ fn pool_checkout(c: &mut Criterion) {
         .expect("tokio runtime");
     let pools = Contenders::new(&rt);
 
-    let cells = std::iter::once(None).chain(CALLERS.into_iter().map(Some));
-    for callers in cells {
-        let name = match callers {
-            None => "uncontended".to_owned(),
-            Some(n) => format!("contended_{n}"),
-        };
+    let cells = [("uncontended".to_owned(), None)]
+        .into_iter()
+        .chain(crowds().map(|crowd| (crowd.name(), Some(crowd))));
+    for (name, crowd) in cells {
         let mut group = c.benchmark_group(&name);
         group.throughput(Throughput::Elements(1));
         let g = &mut group;
-        bench_blocking(g, &name, "ours_blocking", &pools.ours_blocking, callers);
-        bench_async(g, &name, "ours_async", &rt, &pools.ours_async, callers);
-        bench_async(g, &name, "deadpool", &rt, &pools.deadpool, callers);
-        bench_async(g, &name, "bb8", &rt, &pools.bb8, callers);
-        bench_blocking(g, &name, "r2d2", &pools.r2d2, callers);
+        bench_blocking(g, &name, "ours_blocking", &pools.ours_blocking, crowd);
+        bench_async(g, &name, "ours_async", &rt, &pools.ours_async, crowd);
+        bench_async(g, &name, "deadpool", &rt, &pools.deadpool, crowd);
+        bench_async(g, &name, "bb8", &rt, &pools.bb8, crowd);
+        bench_blocking(g, &name, "r2d2", &pools.r2d2, crowd);
         group.finish();
     }
     pools.assert_warm("after measuring");
@@ -680,7 +715,7 @@ const ROUND_CHECKOUTS: u64 = 200_000;
 /// Whether every benchmark ran its full measurement (no filter left one out, and this is not `--test`).
 fn measured_fully() -> bool {
     let samples = SAMPLES.lock().expect("samples");
-    let cells = 1 + CALLERS.len();
+    let cells = 1 + crowds().count();
     let contenders = 5;
     let mut benches: Vec<&str> = samples.iter().map(|s| s.bench.as_str()).collect();
     benches.sort_unstable();
@@ -701,27 +736,31 @@ fn interleave(rt: &Runtime, pools: &Contenders) -> String {
          blocking run): median ns per checkout\ncell\tours_async\tdeadpool\tbb8\tours_blocking\tr2d2\t\
          ours_async_vs_best_async_rival\tours_blocking_vs_r2d2\n"
     );
-    for callers in CALLERS {
-        let threads = callers.min(MAX_OS_THREADS);
-        let ours_crew = Crew::new(&pools.ours_blocking, threads);
-        let r2d2_crew = Crew::new(&pools.r2d2, threads);
-        let blocking = ROUND_CHECKOUTS / 10;
+    for crowd in crowds() {
+        let ours_crew = Crew::new(&pools.ours_blocking, crowd);
+        let r2d2_crew = Crew::new(&pools.r2d2, crowd);
+        // Threads that queue are about 10 times slower per checkout than tasks.
+        let blocking = if crowd.hold {
+            ROUND_CHECKOUTS / 10
+        } else {
+            ROUND_CHECKOUTS
+        };
         let mut runs: Vec<Box<dyn FnMut() -> f64 + '_>> = vec![
             Box::new(|| {
                 per_checkout(
-                    run_async_crowd(rt, &pools.ours_async, callers, ROUND_CHECKOUTS),
+                    run_async_crowd(rt, &pools.ours_async, crowd, ROUND_CHECKOUTS),
                     ROUND_CHECKOUTS,
                 )
             }),
             Box::new(|| {
                 per_checkout(
-                    run_async_crowd(rt, &pools.deadpool, callers, ROUND_CHECKOUTS),
+                    run_async_crowd(rt, &pools.deadpool, crowd, ROUND_CHECKOUTS),
                     ROUND_CHECKOUTS,
                 )
             }),
             Box::new(|| {
                 per_checkout(
-                    run_async_crowd(rt, &pools.bb8, callers, ROUND_CHECKOUTS),
+                    run_async_crowd(rt, &pools.bb8, crowd, ROUND_CHECKOUTS),
                     ROUND_CHECKOUTS,
                 )
             }),
@@ -744,7 +783,8 @@ fn interleave(rt: &Runtime, pools: &Contenders) -> String {
             .map(|t| format!("{:.1}", median(t.clone())))
             .collect();
         report.push_str(&format!(
-            "contended_{callers}\t{}\t{}\t{}\n",
+            "{}\t{}\t{}\t{}\n",
+            crowd.name(),
             medians.join("\t"),
             spread(async_ratios),
             spread(blocking_ratios),
