@@ -46,7 +46,8 @@ impl ClosedConnections {
 ///
 /// Gauges (`active_connections`, `idle_connections`, `size`, `waiting`, ...) are read, in one critical
 /// section, from the same state that gates checkouts, so they are always consistent with each other and
-/// cannot drift. Counters only ever grow.
+/// cannot drift. (A connection that a thread is taking from, or putting on, its own shelf at that
+/// instant counts as either idle or active; `size` and their sum are exact.) Counters only ever grow.
 ///
 /// ```
 /// # use memory_storage_turso::pool::PoolStatistics;
