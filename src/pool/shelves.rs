@@ -15,9 +15,11 @@
 //!   shelves. Each shelf's mutex orders the two: either the caller finds the connection, or the returner
 //!   sees the word, takes its connection back and returns it through the gate, which hands it to the
 //!   oldest waiter. No connection sleeps on a shelf while someone waits for one.
-//! * Closing, resizing and maintenance set the word, then empty every shelf through the gate. A
-//!   shelved connection's idle timeout and lifetime are checked by the checkout that takes it, like an
-//!   idle one's, and by each round of maintenance.
+//! * Closing (and shrinking below what is open) sets the word, then empties every shelf through the
+//!   gate, which closes what it must; a return that shelved meanwhile sees the word and takes its
+//!   connection back. Growing and maintenance empty the shelves too. A shelved connection's idle
+//!   timeout and lifetime are checked by the checkout that takes it, like an idle one's, and by each
+//!   round of maintenance.
 //!
 //! Shelves are off with FIFO reuse (which promises to spread use over all connections) and with leak
 //! detection (whose leases live under the lock).
