@@ -101,19 +101,16 @@ impl<C> Shelves<C> {
         shelf.take()
     }
 
-    /// The fast return: puts `conn` on this thread's shelf if nobody queues, so that the thread's next
-    /// checkout takes the connection it returned last. Yields what must go through the gate instead:
-    /// `conn` itself when the shelves are not open or the shelf is busy; else what the shelf held
-    /// before, and `conn` again if someone started to wait meanwhile and did not find it.
+    /// The fast return, for a caller that saw [`open`](Self::open): puts `conn` on this thread's shelf,
+    /// so that the thread's next checkout takes the connection it returned last. Yields what must go
+    /// through the gate instead: `conn` itself when the shelf is busy; else what the shelf held before,
+    /// and `conn` again if someone started to wait meanwhile and did not find it.
     pub(crate) fn shelve(&self, conn: Box<Conn<C>>) -> impl Iterator<Item = Box<Conn<C>>> {
         let (displaced, back) = self.put(conn);
         displaced.into_iter().chain(back)
     }
 
     fn put(&self, conn: Box<Conn<C>>) -> (Shelved<C>, Shelved<C>) {
-        if !self.open() {
-            return (Some(conn), None);
-        }
         let own = self.own();
         let displaced = match own.try_lock() {
             Ok(mut shelf) => shelf.replace(conn),

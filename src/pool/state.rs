@@ -239,20 +239,17 @@ impl<C> State<C> {
         bits
     }
 
-    /// An idle connection for a caller that does not wait. `None` when there is none, or when others
-    /// are already queued (they come first).
+    /// An idle connection for a caller with nobody queued before it (`Shared::take_free` checks).
     pub(crate) fn take_idle(&mut self, order: ReuseOrder) -> Option<Box<Conn<C>>> {
-        if !self.waiters.is_empty() {
-            return None;
-        }
         let conn = self.pop_idle(order)?;
         self.in_use += 1;
         Some(conn)
     }
 
-    /// Reserves a slot to open a connection in, if the pool has room and nobody is queued.
+    /// Reserves a slot to open a connection in, if the pool has room, for a caller with nobody queued
+    /// before it (`Shared::take_free` checks).
     pub(crate) fn reserve(&mut self) -> Option<Grant<C>> {
-        if !self.waiters.is_empty() || self.size() >= self.max {
+        if self.size() >= self.max {
             return None;
         }
         self.connecting += 1;
