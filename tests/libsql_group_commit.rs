@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use memory_storage_turso::libsql::group_commit::MAX_GROUP;
-use memory_storage_turso::libsql::{block_on, LanedPool, LibsqlDatabase, LibsqlError};
+use memory_storage_turso::libsql::{
+    block_on, LanedPool, LibsqlDatabase, LibsqlError, StatementProblem,
+};
 use memory_storage_turso::rt::Tokio;
 
 const SCHEMA: &str = "CREATE TABLE t(n INTEGER PRIMARY KEY, writer INTEGER NOT NULL);
@@ -64,13 +66,26 @@ fn until_queued(lanes: &LanedPool, n: usize) {
 /// then lets the lane go: the leader takes them all as one group (up to `MAX_GROUP`). Returns each
 /// insert's result.
 fn one_group(lanes: &LanedPool, values: &[i64]) -> Vec<Result<u64, LibsqlError>> {
+    let statements: Vec<(&str, Vec<libsql::Value>)> = values
+        .iter()
+        .enumerate()
+        .map(|(at, &n)| (INSERT, vec![n.into(), (at as i64).into()]))
+        .collect();
+    one_group_of(lanes, &statements)
+}
+
+/// [`one_group`] for any statements and values.
+fn one_group_of(
+    lanes: &LanedPool,
+    statements: &[(&str, Vec<libsql::Value>)],
+) -> Vec<Result<u64, LibsqlError>> {
     let held = lanes.write_blocking().unwrap();
     std::thread::scope(|s| {
-        let callers: Vec<_> = values
+        let callers: Vec<_> = statements
             .iter()
             .enumerate()
-            .map(|(at, &n)| {
-                let caller = s.spawn(move || lanes.execute_blocking(INSERT, (n, at as i64)));
+            .map(|(at, (sql, values))| {
+                let caller = s.spawn(move || lanes.execute_blocking(sql, values.clone()));
                 until_queued(lanes, at + 1);
                 caller
             })
@@ -162,7 +177,16 @@ fn a_statement_that_rolls_back_the_transaction_reports_the_group_before_it_as_no
 fn transaction_control_is_refused_before_it_reaches_the_queue() {
     let dir = tempfile::tempdir().unwrap();
     let lanes = lanes(&dir);
-    for sql in ["BEGIN", "/* x */ commit", "SAVEPOINT s", "ROLLBACK"] {
+    // Behind comments or an empty statement too: SQLite skips those and would run the rest.
+    for sql in [
+        "BEGIN",
+        "/* x */ commit",
+        "SAVEPOINT s",
+        "ROLLBACK",
+        ";ROLLBACK",
+        "/* x */;COMMIT",
+        " ; begin",
+    ] {
         let error = lanes.execute_blocking(sql, ()).unwrap_err();
         assert!(matches!(error, LibsqlError::Unsupported(_)), "{error:?}");
         assert!(error.to_string().contains("LanedPool::write"), "{error}");
@@ -176,6 +200,90 @@ fn transaction_control_is_refused_before_it_reaches_the_queue() {
     );
     lanes.execute_blocking(INSERT, (1, 0)).unwrap();
     assert_eq!(rows(&lanes), [1]);
+}
+
+#[test]
+fn a_deferred_foreign_key_broken_at_commit_fails_only_its_own_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let lanes = lanes(&dir);
+    block_on(lanes.write_blocking().unwrap().execute_schema(
+        "CREATE TABLE parent(id INTEGER PRIMARY KEY);
+         CREATE TABLE child(id INTEGER PRIMARY KEY,
+             parent INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);",
+    ))
+    .unwrap();
+    let parent = "INSERT INTO parent(id) VALUES (?1)";
+    let child = "INSERT INTO child(id, parent) VALUES (?1, ?2)";
+    // SQLite checks the deferred key only at the group's COMMIT, which fails for all four.
+    let results = one_group_of(
+        &lanes,
+        &[
+            (parent, vec![1.into()]),
+            (child, vec![1.into(), 99.into()]),
+            (parent, vec![2.into()]),
+            (child, vec![2.into(), 1.into()]),
+        ],
+    );
+    let error = results[1].as_ref().unwrap_err();
+    assert_eq!(error.sqlite_code().map(|c| c & 0xff), Some(19), "{error}");
+    for own in [0, 2, 3] {
+        assert_eq!(results[own].as_ref().unwrap(), &1, "{results:?}");
+    }
+    let reader = lanes.read_blocking().unwrap();
+    let count = |sql: &str| {
+        block_on(async {
+            let mut rows = reader.query(sql, ()).await?;
+            rows.next().await?.unwrap().get::<String>(0)
+        })
+        .unwrap()
+    };
+    assert_eq!(count("SELECT group_concat(id) FROM parent"), "1,2");
+    assert_eq!(
+        count("SELECT group_concat(id || ':' || parent) FROM child"),
+        "2:1"
+    );
+    assert_eq!(lanes.statistics().group_not_committed, 0);
+}
+
+#[test]
+fn a_text_that_is_not_one_statement_or_returns_rows_is_refused_and_never_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let lanes = lanes(&dir);
+    let two = "INSERT INTO t(n, writer) VALUES (1, 0); INSERT INTO t(n, writer) VALUES (2, 0)";
+    let returning = "INSERT INTO t(n, writer) VALUES (?1, ?2) RETURNING n";
+    for (sql, expected) in [
+        (two, StatementProblem::SeveralStatements),
+        ("  -- nothing to run\n;", StatementProblem::Empty),
+    ] {
+        let error = lanes.execute_blocking(sql, ()).unwrap_err();
+        assert!(
+            matches!(&error, LibsqlError::Statement { problem, .. } if *problem == expected),
+            "{error:?}"
+        );
+    }
+    // Alone, and inside a group whose other statements commit.
+    let error = lanes.execute_blocking(returning, (3, 0)).unwrap_err();
+    assert!(error.to_string().contains("query_cached"), "{error}");
+    let results = one_group_of(
+        &lanes,
+        &[
+            (INSERT, vec![4.into(), 0.into()]),
+            (returning, vec![5.into(), 0.into()]),
+            (INSERT, vec![6.into(), 0.into()]),
+        ],
+    );
+    assert!(
+        matches!(
+            &results[1],
+            Err(LibsqlError::Statement {
+                problem: StatementProblem::ReturnsRows,
+                ..
+            })
+        ),
+        "{results:?}"
+    );
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert_eq!(rows(&lanes), [4, 6], "only what was acknowledged is stored");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 use memory_storage_turso::libsql::{
     block_on, LibsqlDatabase, LibsqlError, LibsqlManager, LibsqlPool, LibsqlPooledConnection,
+    StatementProblem,
 };
 use memory_storage_turso::pool::{Pool, PoolConfig};
 
@@ -269,6 +270,55 @@ fn parameter_mistakes_are_errors_not_silent_reuse_of_old_bindings() {
             vec![(1, "kept".to_owned()), (6, "named".to_owned())]
         );
     });
+}
+
+#[test]
+fn a_text_that_libsql_would_run_only_in_part_is_refused_before_anything_runs() {
+    let (_dir, pool) = pool_with_cache(64);
+    let mut conn = pool.get_blocking().unwrap();
+    block_on(async {
+        conn.execute_schema("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)")
+            .await
+            .unwrap();
+        let problem = |error: LibsqlError| match error {
+            LibsqlError::Statement { problem, .. } => problem,
+            other => panic!("expected a statement error, got {other:?}"),
+        };
+        // libsql alone answers Ok(1) here and never stores the second row.
+        let two = "INSERT INTO notes VALUES (1, 'a;b'); INSERT INTO notes VALUES (2, 'c')";
+        let error = conn.execute_cached(two, ()).await.unwrap_err();
+        assert!(
+            error.to_string().contains("more than one statement"),
+            "{error}"
+        );
+        assert_eq!(problem(error), StatementProblem::SeveralStatements);
+        let error = conn
+            .query_cached("SELECT 1; SELECT 2", ())
+            .await
+            .unwrap_err();
+        assert_eq!(problem(error), StatementProblem::SeveralStatements);
+        // libsql alone fails with SQLite's "not an error".
+        let error = conn.execute_cached(" -- nothing\n", ()).await.unwrap_err();
+        assert_eq!(problem(error), StatementProblem::Empty);
+        // libsql alone stores the row, then fails with "Execute returned rows".
+        let returning = "INSERT INTO notes VALUES (?1, ?2) RETURNING id";
+        let error = conn.execute_cached(returning, (3, "x")).await.unwrap_err();
+        assert_eq!(problem(error), StatementProblem::ReturnsRows);
+        assert_eq!(all_pairs(&conn).await, []);
+        // A trailing `;`, quoted `;` and comments are one statement; RETURNING reads through a query.
+        conn.execute_cached("INSERT INTO notes VALUES (4, 'x;y'); -- done", ())
+            .await
+            .unwrap();
+        let id = conn
+            .query_row_cached(returning, (5, "z"), |row| row.get::<i64>(0))
+            .await
+            .unwrap();
+        assert_eq!(id, Some(5));
+    });
+    drop(conn);
+    let conn = pool.get_blocking().unwrap();
+    let stored = block_on(all_pairs(&conn));
+    assert_eq!(stored, [(4, "x;y".to_owned()), (5, "z".to_owned())]);
 }
 
 #[test]

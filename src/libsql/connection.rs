@@ -22,7 +22,7 @@ use libsql::params::{IntoParams, Params};
 use libsql::TransactionBehavior;
 
 use super::database::DatabaseKind;
-use super::error::{LibsqlError, Result};
+use super::error::{LibsqlError, Result, StatementProblem};
 use super::owned::OwnedConnection;
 use super::statement_cache::{Slot, StatementCache, StatementCacheStats};
 
@@ -177,12 +177,13 @@ impl LibsqlConnection {
         })
     }
 
-    /// Runs `sql` (a statement that returns no rows) through the statement cache, and returns the number
-    /// of rows changed. DDL is run once, not cached, and clears the cache.
+    /// Runs `sql` (one statement that returns no rows) through the statement cache, and returns the
+    /// number of rows changed. DDL is run once, not cached, and clears the cache.
     ///
     /// # Errors
     /// [`LibsqlError::ParameterCount`] or [`LibsqlError::UnknownParameter`] when `params` do not fit;
-    /// a libSQL error otherwise.
+    /// [`LibsqlError::Statement`] for a text that is not exactly one statement, a statement that
+    /// returns rows, or a value too long to bind (nothing runs); a libSQL error otherwise.
     pub async fn execute_cached(&mut self, sql: &str, params: impl IntoParams) -> Result<u64> {
         let params = params.into_params()?;
         if !self.kind.runs_locally() {
@@ -383,6 +384,12 @@ impl CachedStatement<'_> {
 
     async fn execute_params(&mut self, params: Params) -> Result<u64> {
         let slot = self.slot;
+        if self.cache.returns_rows(slot) {
+            return Err(LibsqlError::Statement {
+                sql: self.sql().to_owned(),
+                problem: StatementProblem::ReturnsRows,
+            });
+        }
         self.cache.check_params(slot, &params)?;
         let statement = self.cache.statement(slot);
         statement.reset();

@@ -42,6 +42,15 @@ pub enum LibsqlError {
         known: Vec<Option<String>>,
     },
 
+    /// The statement's text or values are refused before it runs: see [`StatementProblem`].
+    #[error("statement `{sql}` {problem}")]
+    Statement {
+        /// The SQL text.
+        sql: String,
+        /// What is wrong with it.
+        problem: StatementProblem,
+    },
+
     /// Setting up a new connection failed (a PRAGMA, the init SQL or the init hook).
     #[error("setting up a new connection failed at {step}: {source}; check the init SQL / hook and the database path")]
     Setup {
@@ -92,6 +101,63 @@ pub enum LibsqlError {
     /// An invalid pool configuration.
     #[error("invalid pool configuration: {0}")]
     Config(#[from] crate::pool::ConfigError),
+}
+
+/// What is wrong with a statement, found before it runs (see [`LibsqlError::Statement`]). Each would
+/// otherwise run something other than what the caller asked for, without an error.
+///
+/// ```
+/// use memory_storage_turso::libsql::{block_on, LibsqlError, LibsqlManager, LibsqlDatabase, StatementProblem};
+/// use memory_storage_turso::pool::Pool;
+///
+/// let pool = Pool::builder(LibsqlManager::new(LibsqlDatabase::open_memory().unwrap())).build().unwrap();
+/// let mut conn = pool.get_blocking().unwrap();
+/// block_on(async {
+///     conn.execute_schema("CREATE TABLE t(n INTEGER)").await.unwrap();
+///     let two = "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)";
+///     let error = conn.execute_cached(two, ()).await.unwrap_err();
+///     assert!(matches!(
+///         error,
+///         LibsqlError::Statement { problem: StatementProblem::SeveralStatements, .. }
+///     ));
+/// });
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StatementProblem {
+    /// The text holds no statement: only whitespace, comments or `;`.
+    #[error("holds no statement (only whitespace, comments or `;`); pass one SQL statement")]
+    Empty,
+
+    /// The text holds more than one statement. libSQL prepares the first and silently drops the rest.
+    #[error(
+        "holds more than one statement, and libSQL would run the first and silently skip the rest; \
+         send one statement per call, or run a script with `execute_schema` or `execute_batch`"
+    )]
+    SeveralStatements,
+
+    /// `execute` was given a statement that returns rows (a `SELECT`, a `PRAGMA` that reports, an
+    /// `INSERT … RETURNING`). libSQL would run it, store its changes, and then report an error.
+    #[error(
+        "returns rows, so it was not run: `execute` would store its changes and then fail; run it with \
+         `query_cached` or `query_row_cached` and read the rows"
+    )]
+    ReturnsRows,
+
+    /// A text or blob value longer than libSQL can bind: it passes lengths to SQLite as 32-bit
+    /// integers, so a longer value would be cut short or read past its end.
+    #[error(
+        "was given value {parameter} of {bytes} bytes, more than the {max} bytes a value can have; \
+         store it in smaller pieces"
+    )]
+    ValueTooLarge {
+        /// The parameter: its position from 1, or its name.
+        parameter: String,
+        /// The value's length in bytes.
+        bytes: usize,
+        /// The longest value libSQL can bind.
+        max: usize,
+    },
 }
 
 impl From<PoolError<LibsqlError>> for LibsqlError {

@@ -41,16 +41,22 @@
 //! * **Acknowledged means committed.** `Ok` comes only after the `COMMIT` that holds the statement
 //!   succeeded.
 //! * **Statements fail alone.** A statement that fails with a constraint or a bad parameter gets its
-//!   own error, and SQLite undoes only that statement: the rest of the group commits. If SQLite rolls
-//!   the whole transaction back (an I/O error, a full disk, a trigger's `RAISE(ROLLBACK)`), or the
-//!   `COMMIT` fails, every statement of the group that had run gets [`LibsqlError::NotCommitted`],
-//!   which says that nothing of it is stored, so a retry is safe. The statements after it run in a
-//!   new transaction.
+//!   own error, and SQLite undoes only that statement: the rest of the group commits. A deferred
+//!   constraint (a `DEFERRABLE INITIALLY DEFERRED` foreign key) is checked only at `COMMIT`, where it
+//!   fails the whole group without saying whose row broke it: the group is then rolled back and its
+//!   statements run again one by one, each in autocommit, so that the offender gets the constraint
+//!   error and the others commit. If SQLite rolls the whole transaction back (an I/O error, a full
+//!   disk, a trigger's `RAISE(ROLLBACK)`), or the `COMMIT` fails otherwise, every statement of the
+//!   group that had run gets [`LibsqlError::NotCommitted`], which says that nothing of it is stored,
+//!   so a retry is safe. The statements after it run in a new transaction.
+//! * **One statement per call.** A text with several statements, none, or one that returns rows is
+//!   refused and never runs ([`LibsqlError::Statement`]; it fails alone): libSQL would run only the
+//!   first of several, and store a `RETURNING` statement's changes before failing.
 //! * **Cancellation.** Dropping the future before a leader took its statement withdraws it; it never
 //!   runs. Once taken, it runs and commits with its group, answered or not. A cancelled leader hands
 //!   the lead on.
-//! * Transaction control (`BEGIN`, `COMMIT`, `SAVEPOINT`…) is refused: it would end the group's
-//!   transaction. So are `VACUUM`, `ATTACH` and `DETACH`, which cannot run inside one. Use
+//! * Transaction control (`BEGIN`, `COMMIT`, `SAVEPOINT`…) is refused, also behind comments or an
+//!   empty statement (`";COMMIT"`): it would end the group's transaction. So are `VACUUM`, `ATTACH` and `DETACH`, which cannot run inside one. Use
 //!   [`LanedPool::write`](super::LanedPool::write) for them, and a transaction there for several
 //!   statements that must commit together.
 //!
@@ -67,7 +73,7 @@ use libsql::params::{IntoParams, Params};
 use super::block_on;
 use super::connection::{LibsqlConnection, TransactionMode};
 use super::error::{LibsqlError, Result};
-use super::statement_cache::first_keyword;
+use super::sql_text::first_keyword;
 use super::LibsqlPool;
 use crate::pool::SpinGate;
 use crate::sync::lock;
@@ -484,12 +490,13 @@ impl Group {
         // Answers from `first_open` on belong to the transaction that is open now.
         let mut first_open = 0;
         let mut open = begin(conn);
-        for (sql, params) in statements {
+        for (sql, params) in &statements {
             if let Err(reason) = &open {
                 self.answers.push(Err(not_committed(reason)));
                 continue;
             }
-            let answer = block_on(conn.execute_cached(&sql, params));
+            // The values are kept for a rerun alone (see `rerun_alone`).
+            let answer = block_on(conn.execute_cached(sql, params.clone()));
             if answer.is_err() && conn.is_autocommit() {
                 // SQLite rolled the whole transaction back: the statements before this one are gone.
                 let reason = format!(
@@ -506,12 +513,32 @@ impl Group {
         }
         if open.is_ok() {
             if let Err(error) = block_on(conn.execute_cached("COMMIT", ())) {
-                let reason = format!("the group's COMMIT failed: {error}");
-                self.undo_from(first_open, &reason);
                 if !conn.is_autocommit() {
                     // The pool's return path would roll back too; the next group needs it now.
                     let _ = block_on(conn.execute("ROLLBACK", ()));
                 }
+                if is_constraint(&error) && conn.is_autocommit() {
+                    self.rerun_alone(conn, first_open, &statements);
+                } else {
+                    self.undo_from(first_open, &format!("the group's COMMIT failed: {error}"));
+                }
+            }
+        }
+    }
+
+    /// Runs again, each in a transaction of its own, the statements from `from` on that succeeded in a
+    /// group whose `COMMIT` failed on a constraint. Only deferred constraints (a `DEFERRABLE
+    /// INITIALLY DEFERRED` foreign key) are checked at `COMMIT`, so the group cannot tell whose row
+    /// broke it; alone, the offending statement fails with the constraint error and the others commit.
+    fn rerun_alone(
+        &mut self,
+        conn: &mut LibsqlConnection,
+        from: usize,
+        statements: &[(Box<str>, Params)],
+    ) {
+        for (answer, (sql, params)) in self.answers[from..].iter_mut().zip(&statements[from..]) {
+            if answer.is_ok() {
+                *answer = block_on(conn.execute_cached(sql, params.clone()));
             }
         }
     }
@@ -582,6 +609,14 @@ fn report_not_committed(statements: usize, reason: &str) {
     let _ = (statements, reason);
 }
 
+/// Whether `error` is a constraint violation (SQLITE_CONSTRAINT, with any extended code).
+fn is_constraint(error: &LibsqlError) -> bool {
+    const SQLITE_CONSTRAINT: i32 = 19;
+    error
+        .sqlite_code()
+        .is_some_and(|code| code & 0xff == SQLITE_CONSTRAINT)
+}
+
 fn not_committed(reason: &str) -> LibsqlError {
     LibsqlError::NotCommitted {
         reason: reason.to_owned(),
@@ -624,6 +659,9 @@ mod tests {
             "release s",
             "VACUUM",
             "attach 'x.db' AS x",
+            ";ROLLBACK",
+            "/* x */;COMMIT",
+            " ; ;\n-- c\nbegin immediate",
         ] {
             assert!(refuse_transaction_control(sql).is_err(), "{sql}");
         }

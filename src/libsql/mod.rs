@@ -80,13 +80,14 @@ mod owned;
 #[cfg(feature = "r2d2")]
 pub mod r2d2;
 mod setup;
+mod sql_text;
 mod statement_cache;
 
 pub use checkpoint::DEFAULT_CHECKPOINT_AFTER_CHANGES;
 pub use compat::{ConnectionPool, PooledConnection};
 pub use connection::{CachedRow, CachedRows, CachedStatement, LibsqlConnection, TransactionMode};
 pub use database::{DatabaseKind, LibsqlDatabase};
-pub use error::{LibsqlError, Result};
+pub use error::{LibsqlError, Result, StatementProblem};
 pub use lanes::{LaneStatistics, LanedPool, LanedPoolBuilder, DEFAULT_READERS};
 pub use manager::LibsqlManager;
 pub use offload::offload;

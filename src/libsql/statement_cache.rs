@@ -33,7 +33,8 @@ use std::collections::HashMap;
 
 use libsql::params::Params;
 
-use super::error::{is_schema_error, LibsqlError, Result};
+use super::error::{is_schema_error, LibsqlError, Result, StatementProblem};
+use super::sql_text::{check_one_statement, is_schema_change};
 
 /// The default capacity of a connection's statement cache.
 pub const DEFAULT_STATEMENT_CACHE_CAPACITY: usize = 64;
@@ -68,6 +69,8 @@ struct Entry {
     statement: libsql::Statement,
     /// The name of each placeholder (`?NNN`, `:name`...), `None` for an anonymous `?`.
     parameter_names: Vec<Option<String>>,
+    /// Whether it returns rows (`execute` refuses it).
+    returns_rows: bool,
     last_used: u64,
 }
 
@@ -129,12 +132,17 @@ impl StatementCache {
             return Ok(Slot::Cached(slot));
         }
         self.stats.misses += 1;
+        check_one_statement(sql).map_err(|problem| LibsqlError::Statement {
+            sql: sql.to_owned(),
+            problem,
+        })?;
         let statement = conn.prepare(sql).await?;
         let parameter_names = (1..=statement.parameter_count())
             .map(|i| statement.parameter_name(i as i32).map(str::to_owned))
             .collect();
         let entry = Entry {
             sql: sql.into(),
+            returns_rows: statement.column_count() > 0,
             statement,
             parameter_names,
             last_used: self.tick,
@@ -233,12 +241,22 @@ impl StatementCache {
         }
     }
 
-    /// Checks `params` against the statement's placeholders, because libsql ignores binding mistakes.
+    /// Whether the statement returns rows.
+    pub(crate) fn returns_rows(&self, slot: Slot) -> bool {
+        self.entry(slot).returns_rows
+    }
+
+    /// Checks `params` against the statement's placeholders, because libsql ignores binding mistakes,
+    /// and against the longest value libsql can bind.
     pub(crate) fn check_params(&self, slot: Slot, params: &Params) -> Result<()> {
+        let entry = self.entry(slot);
+        check_value_sizes(params, MAX_VALUE_BYTES).map_err(|problem| LibsqlError::Statement {
+            sql: entry.sql.to_string(),
+            problem,
+        })?;
         if !self.check_bindings {
             return Ok(());
         }
-        let entry = self.entry(slot);
         let expected = entry.parameter_names.len();
         let count_error = |given| LibsqlError::ParameterCount {
             sql: entry.sql.to_string(),
@@ -279,48 +297,65 @@ impl StatementCache {
     }
 }
 
-/// Whether `sql` changes the schema (its first keyword is CREATE, ALTER, DROP or REINDEX).
-pub(crate) fn is_schema_change(sql: &str) -> bool {
-    let first = first_keyword(sql);
-    ["CREATE", "ALTER", "DROP", "REINDEX"]
-        .iter()
-        .any(|keyword| first.eq_ignore_ascii_case(keyword))
-}
+/// The longest text or blob libsql can bind: it passes lengths to SQLite as an `i32`.
+const MAX_VALUE_BYTES: usize = i32::MAX as usize;
 
-/// The first word of `sql`, after whitespace and SQL comments (`-- …` and `/* … */`).
-pub(crate) fn first_keyword(sql: &str) -> &str {
-    let mut rest = sql.trim_start();
-    loop {
-        if let Some(comment) = rest.strip_prefix("--") {
-            rest = comment
-                .split_once('\n')
-                .map_or("", |(_, after)| after)
-                .trim_start();
-        } else if let Some(comment) = rest.strip_prefix("/*") {
-            rest = comment
-                .split_once("*/")
-                .map_or("", |(_, after)| after)
-                .trim_start();
-        } else {
-            break;
+/// Refuses a text or blob value longer than `max` bytes ([`MAX_VALUE_BYTES`]: libsql would cut it
+/// short).
+fn check_value_sizes(params: &Params, max: usize) -> std::result::Result<(), StatementProblem> {
+    fn len(value: &libsql::Value) -> usize {
+        match value {
+            libsql::Value::Text(text) => text.len(),
+            libsql::Value::Blob(blob) => blob.len(),
+            _ => 0,
         }
     }
-    rest.split(|c: char| !c.is_ascii_alphabetic())
-        .next()
-        .unwrap_or_default()
+    let too_large = |parameter: String, bytes: usize| StatementProblem::ValueTooLarge {
+        parameter,
+        bytes,
+        max,
+    };
+    match params {
+        Params::None => Ok(()),
+        Params::Positional(values) => match values
+            .iter()
+            .enumerate()
+            .find(|(_, value)| len(value) > max)
+        {
+            Some((i, value)) => Err(too_large((i + 1).to_string(), len(value))),
+            None => Ok(()),
+        },
+        Params::Named(values) => match values.iter().find(|(_, value)| len(value) > max) {
+            Some((name, value)) => Err(too_large(name.clone(), len(value))),
+            None => Ok(()),
+        },
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_schema_change;
+    use super::{check_value_sizes, StatementProblem};
+    use libsql::params::Params;
+    use libsql::Value;
 
     #[test]
-    fn recognises_ddl_by_its_first_keyword() {
-        assert!(is_schema_change("  create table t(a)"));
-        assert!(is_schema_change("DROP INDEX i"));
-        assert!(is_schema_change("alter table t add column b"));
-        assert!(!is_schema_change("SELECT * FROM created"));
-        assert!(!is_schema_change("INSERT INTO t VALUES (1)"));
-        assert!(!is_schema_change(""));
+    fn values_longer_than_libsql_can_bind_are_refused_by_position_or_name() {
+        let fits = Params::Positional(vec![Value::Integer(1), Value::Text("abcd".into())]);
+        assert_eq!(check_value_sizes(&fits, 4), Ok(()));
+        let long = Params::Positional(vec![Value::Integer(1), Value::Blob(vec![0; 5])]);
+        assert_eq!(
+            check_value_sizes(&long, 4),
+            Err(StatementProblem::ValueTooLarge {
+                parameter: "2".into(),
+                bytes: 5,
+                max: 4
+            })
+        );
+        let named = Params::Named(vec![(":body".into(), Value::Text("abcde".into()))]);
+        assert!(matches!(
+            check_value_sizes(&named, 4),
+            Err(StatementProblem::ValueTooLarge { parameter, .. }) if parameter == ":body"
+        ));
+        assert_eq!(check_value_sizes(&Params::None, 0), Ok(()));
     }
 }

@@ -23,9 +23,9 @@ impl From<LibsqlError> for StorageError {
                 PoolError::Timeout(_) => DatabaseErrorKind::Timeout,
                 _ => DatabaseErrorKind::Other,
             },
-            LibsqlError::ParameterCount { .. } | LibsqlError::UnknownParameter { .. } => {
-                DatabaseErrorKind::Sql
-            }
+            LibsqlError::ParameterCount { .. }
+            | LibsqlError::UnknownParameter { .. }
+            | LibsqlError::Statement { .. } => DatabaseErrorKind::Sql,
             LibsqlError::NotCommitted { .. } => DatabaseErrorKind::NotCommitted,
             LibsqlError::Setup { source, .. } => source
                 .downcast_ref::<libsql::Error>()
