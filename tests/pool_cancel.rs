@@ -165,6 +165,36 @@ fn dropping_a_get_during_a_health_check_returns_the_connection() {
     );
 }
 
+/// A connection whose health check was cancelled was never checked: the next checkout checks it,
+/// instead of trusting it as just used.
+#[test]
+fn a_connection_whose_health_check_was_cancelled_is_checked_at_the_next_checkout() {
+    let manager = Hanging::default();
+    let window = Duration::from_millis(200);
+    let config = PoolConfig::builder()
+        .max_connections(1)
+        .health_check_bypass(window)
+        .build()
+        .unwrap();
+    let pool = pool(&manager, config);
+    drop(pool.get_blocking().unwrap());
+    std::thread::sleep(window + Duration::from_millis(50)); // let the bypass window pass
+    manager.hang_validate.store(true, SeqCst);
+    {
+        let mut get = pin!(pool.get());
+        assert!(poll_once(get.as_mut()).is_pending(), "in its health check");
+    }
+    manager.hang_validate.store(false, SeqCst);
+    let conn = pool.get_blocking().unwrap();
+    assert_eq!(conn.id, 0);
+    assert_eq!(
+        manager.inner.seen.validations.load(SeqCst),
+        1,
+        "checked this time"
+    );
+    assert_eq!(pool.statistics().total_health_checks_passed, 1);
+}
+
 #[test]
 fn a_hanging_health_check_times_out_and_the_connection_is_replaced() {
     let manager = Hanging::default();

@@ -425,6 +425,52 @@ fn idle_timeout_and_max_lifetime_close_connections() {
     assert_eq!(manager.live(), 0);
 }
 
+/// A returned connection rests on its thread's shelf without going through the pool's lock, where
+/// idle connections are reaped; returns still reap them without a runtime adapter.
+#[test]
+fn returns_through_a_shelf_still_reap_idled_out_connections() {
+    let manager = TestManager::default();
+    let config = PoolConfig::builder()
+        .max_connections(4)
+        .idle_timeout(Some(Duration::from_millis(20)))
+        .build()
+        .unwrap();
+    let pool = builder(&manager, config).build().unwrap();
+    let all: Vec<_> = (0..4).map(|_| pool.get_blocking().unwrap()).collect();
+    drop(all); // one on this thread's shelf, three in the idle list
+               // This thread keeps using its shelved connection, past the others' idle timeout.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(60) {
+        drop(pool.get_blocking().unwrap());
+    }
+    let stats = pool.statistics();
+    assert_eq!(stats.closed.idle_timeout, 3, "{stats:?}");
+    assert_eq!(stats.size, 1, "{stats:?}");
+    assert_eq!(manager.live(), 1);
+}
+
+#[test]
+fn the_idle_timeout_spares_min_idle_at_checkout_too() {
+    let manager = TestManager::default();
+    let config = PoolConfig::builder()
+        .max_connections(4)
+        .min_idle(1)
+        .idle_timeout(Some(Duration::from_millis(10)))
+        .health_check_bypass(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let pool = builder(&manager, config).build().unwrap();
+    for _ in 0..3 {
+        drop(pool.get_blocking().unwrap());
+        thread::sleep(Duration::from_millis(20)); // let the idle timeout pass
+    }
+    let stats = pool.statistics();
+    assert_eq!(stats.total_created, 1, "{stats:?}");
+    assert_eq!(stats.closed.idle_timeout, 0, "{stats:?}");
+    // Idle that long, it was health-checked instead.
+    assert_eq!(stats.total_health_checks_passed, 2, "{stats:?}");
+}
+
 /// A connection handed straight from its holder to a waiter was in use until the hand-off: it has not
 /// idled out and needs no health check, however long it was held. Its max lifetime still holds.
 #[test]

@@ -80,6 +80,10 @@ impl<M: Manager> Pool<M> {
 
     /// Checks out a connection only if one is free now (or a slot is free to open one): never waits for
     /// another holder. `Ok(None)` when the pool is full, or when others are already queued.
+    ///
+    /// Opening a connection, or health-checking one that idled past the bypass window, runs in place
+    /// with no timer, as in [`get_blocking`](Self::get_blocking): it takes as long as the manager
+    /// takes.
     #[track_caller]
     pub fn try_get(&self) -> Result<Option<PooledConnection<M>>, PoolError<M::Error>> {
         let shared = &self.shared;

@@ -13,8 +13,9 @@ pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60)
 /// Which idle connection a checkout takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReuseOrder {
-    /// The one this thread returned last, else the most recently returned one (the default). Keeps a
-    /// small hot set warm and lets the rest reach their idle timeout. Without leak detection, a thread's
+    /// The one this thread returned last (the default). Else the most recently returned one in the
+    /// pool's idle list; a connection resting on another thread's shelf is taken only when that list is
+    /// empty. Keeps a small hot set warm and lets the rest reach their idle timeout. Without leak detection, a thread's
     /// checkout and return then skip the pool's lock while nobody waits (see the pool's design notes).
     #[default]
     Lifo,
@@ -54,7 +55,9 @@ pub struct PoolConfig {
     pub health_check_timeout: Duration,
     /// Idle connections the pool keeps open, refilled by the maintenance task. Default 0.
     pub min_idle: usize,
-    /// An idle connection beyond `min_idle` is closed after this long unused. Default 300 s; `None` keeps
+    /// An idle connection beyond `min_idle` is closed after this long unused: when a checkout finds it
+    /// (with `min_idle` 0; else it is health-checked, since it may be one the pool keeps), by returns
+    /// (at least one every quarter of this), and by the maintenance task. Default 300 s; `None` keeps
     /// them.
     pub idle_timeout: Option<Duration>,
     /// A connection is closed once it is this old (minus up to 2.5 % random jitter, so that connections

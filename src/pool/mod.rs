@@ -30,13 +30,15 @@
 //!   the connection; [`PooledConnection::detach`] frees the slot and keeps the connection.
 //! * **Cancellation-safe.** Every piece of capacity a caller holds (a queue entry, a grant not yet picked
 //!   up, a reserved slot, a connection being checked) is owned by a value whose `Drop` gives it back, so
-//!   dropping a `get` future at any await leaks nothing.
+//!   dropping a `get` future at any await leaks nothing. A connection whose checkout was cancelled
+//!   mid-check goes back with the deadlines of its last real use, so the next checkout checks it.
 //! * **Timeouts** come from deadlines: a thread parks until its own, and an async waiter records its own
 //!   in its queue entry, where one timeout task per pool (on the runtime adapter) ends it. An async `get`
 //!   on a pool without an adapter fails with [`PoolError::NoRuntime`] every time, instead of waiting
 //!   forever under load.
 //! * **Maintenance** (idle timeout, max lifetime with jitter, leak detection) runs lazily as connections
-//!   are checked out and returned; with a runtime adapter a background task also refills `min_idle` and
+//!   are checked out and returned (a return that would rest on a shelf goes through the gate instead at
+//!   least every quarter of the idle timeout, and reaps what idled out); with a runtime adapter a background task also refills `min_idle` and
 //!   reaps. It ends when the pool closes.
 //!
 //! ```
@@ -195,8 +197,8 @@ use shared::Shared;
 /// When the last handle is dropped the pool closes: idle connections are closed at once and
 /// checked-out ones as they come back. With none checked out, the pool itself (its manager included)
 /// is dropped before the handle's drop returns; the background tasks of a runtime adapter never keep
-/// it alive, except a maintenance round already running (opening `min_idle` connections, say), which
-/// drops it when it ends.
+/// it alive, except one already at work as the last handle goes (a maintenance round opening
+/// `min_idle` connections, or the timeout task ending a wait), which drops it when that work ends.
 pub struct Pool<M: Manager> {
     shared: Arc<Shared<M>>,
     _handle: Arc<Handle<M>>,

@@ -40,6 +40,12 @@ pub(crate) struct Shared<M: Manager> {
     /// Notified when a waiter's deadline comes before the one the timeout task sleeps towards.
     pub(crate) deadlines: Event,
     jitter: AtomicU64,
+    /// Returns that rest on a shelf skip the gate, where idle connections are reaped: one of them
+    /// goes through it instead at least every quarter of the idle timeout (`None`: no idle timeout).
+    reap_every: Option<Duration>,
+    /// When a return should next go through the gate, in nanoseconds since `epoch`.
+    next_reap: AtomicU64,
+    epoch: Instant,
     /// How long to stop nudging waiters after a spinner was descheduled.
     pub(crate) spin_backoff: SpinBackoff,
 }
@@ -86,7 +92,11 @@ impl<M: Manager> Shared<M> {
             (ReuseOrder::Lifo, None) => config.max_connections,
             _ => 0,
         };
+        let reap_every = config.idle_timeout.map(|timeout| timeout / 4);
         Self {
+            next_reap: AtomicU64::new(reap_every.map_or(u64::MAX, nanos)),
+            reap_every,
+            epoch: Instant::now(),
             state: Mutex::new(State::new(config.max_connections)),
             shelves: Shelves::new(shelves),
             manager,
@@ -243,12 +253,27 @@ impl<M: Manager> Shared<M> {
         z ^ (z >> 31)
     }
 
+    /// Whether a return at `now` should go through the gate to reap idle connections.
+    fn reap_due(&self, now: Instant) -> bool {
+        self.reap_every.is_some() && self.since_epoch(now) >= self.next_reap.load(Relaxed)
+    }
+
+    fn reap_interval(&self) -> u64 {
+        self.reap_every.map_or(u64::MAX, nanos)
+    }
+
+    fn since_epoch(&self, now: Instant) -> u64 {
+        nanos(now.saturating_duration_since(self.epoch))
+    }
+
     /// Why `conn` must not be handed out at `now`, if it must not.
     pub(crate) fn expired(&self, conn: &Conn<M::Connection>, now: Instant) -> Option<CloseReason> {
         if conn.expires_at.is_some_and(|at| now >= at) {
             return Some(CloseReason::MaxLifetime);
         }
-        if conn.idle_until.is_some_and(|at| now >= at) {
+        // With `min_idle`, an idled-out connection may be one the pool keeps: it is health-checked
+        // rather than closed and reopened (returns and maintenance reap beyond `min_idle`).
+        if self.config.min_idle == 0 && conn.idle_until.is_some_and(|at| now >= at) {
             return Some(CloseReason::IdleTimeout);
         }
         None
@@ -276,20 +301,23 @@ impl<M: Manager> Shared<M> {
                 && (!handed_out || hooks::run(&self.hooks.on_return, &mut conn.raw).is_ok())
         }))
         .unwrap_or(false);
-        if healthy && lease.is_none() && self.shelves.open() {
-            let now = Instant::now();
-            if conn.expires_at.is_none_or(|expiry| now < expiry) {
-                self.touch(&mut conn, now);
+        // A connection whose checkout did not finish (a cancelled health check, say) keeps the
+        // deadlines of its last real use: it is not touched, and never shelved.
+        let mut now = None;
+        if healthy && handed_out && lease.is_none() && self.shelves.open() {
+            let at = *now.insert(Instant::now());
+            if conn.expires_at.is_none_or(|expiry| at < expiry) && !self.reap_due(at) {
+                self.touch(&mut conn, at);
                 // It takes its thread's shelf. What the shelf held before, and the connection itself if
                 // someone started to wait meanwhile, go through the gate, their deadlines current.
                 for conn in self.shelves.shelve(conn) {
-                    self.return_to_gate(conn, true, None, Some(now), false);
+                    self.return_to_gate(conn, true, None, Some(at), false);
                 }
                 let _ = catch_unwind(AssertUnwindSafe(|| manager.after_return()));
                 return;
             }
         }
-        self.return_to_gate(conn, healthy, lease, None, true);
+        self.return_to_gate(conn, healthy, lease, now, handed_out);
         let _ = catch_unwind(AssertUnwindSafe(|| manager.after_return()));
     }
 
@@ -328,7 +356,18 @@ impl<M: Manager> Shared<M> {
                     self.touch(&mut conn, now);
                 }
                 state.check_in(conn, &mut effects);
-                state.reap_oldest(now, self.config.min_idle, &mut effects);
+                // Every return reaps the oldest idle connection if it idled out; a due one (see
+                // `reap_every`) reaps all that did.
+                let most = if self.reap_due(now) {
+                    self.next_reap.store(
+                        self.since_epoch(now).saturating_add(self.reap_interval()),
+                        Relaxed,
+                    );
+                    usize::MAX
+                } else {
+                    1
+                };
+                state.reap_oldest(now, self.config.min_idle, most, &mut effects);
             }
         }
         let drained = state.closed && state.in_use + state.connecting == 0;
@@ -431,4 +470,9 @@ impl<C> Drop for Gate<'_, C> {
     fn drop(&mut self) {
         self.shelves.publish(self.state.attention());
     }
+}
+
+/// `duration` in nanoseconds, saturating (584 years).
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }

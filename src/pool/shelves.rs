@@ -104,7 +104,8 @@ impl<C> Shelves<C> {
     /// The fast return, for a caller that saw [`open`](Self::open): puts `conn` on this thread's shelf,
     /// so that the thread's next checkout takes the connection it returned last. Yields what must go
     /// through the gate instead: `conn` itself when the shelf is busy; else what the shelf held before,
-    /// and `conn` again if someone started to wait meanwhile and did not find it.
+    /// and, if someone started to wait meanwhile, whatever is still on the shelf (`conn`, or a
+    /// connection another thread sharing the shelf put there), or nothing if a looker took it.
     pub(crate) fn shelve(&self, conn: Box<Conn<C>>) -> impl Iterator<Item = Box<Conn<C>>> {
         let (displaced, back) = self.put(conn);
         displaced.into_iter().chain(back)
