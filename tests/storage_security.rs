@@ -123,6 +123,21 @@ fn a_token_of_tabs_and_newlines_is_refused() {
     );
 }
 
+#[test]
+fn a_file_path_that_is_blank_padded_or_a_second_uri_is_refused() {
+    for url in ["file:   ", "file: "] {
+        assert_eq!(parse(url), Err(SecurityError::EmptyPath), "{url:?}");
+    }
+    for url in ["file: x.db", "file:x.db ", "file:file:y.db"] {
+        let error = parse(url).unwrap_err();
+        assert!(
+            matches!(error, SecurityError::MalformedUrl { .. }),
+            "{url:?}: {error:?}"
+        );
+        assert!(error.to_string().contains("file:"), "{error}");
+    }
+}
+
 // 10-14: local files, memory, and libsql:// with a token pass.
 
 #[test]

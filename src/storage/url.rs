@@ -87,7 +87,8 @@ impl fmt::Display for AuthToken {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseTarget {
-    /// A local database file, from `file:PATH`. The path is taken verbatim (no percent-decoding).
+    /// A local database file, from `file:PATH`. The path is taken verbatim (no percent-decoding); it
+    /// may not be blank, start or end with whitespace, or start with `file:` again.
     Local(PathBuf),
     /// A private in-memory database, from `:memory:`.
     Memory,
@@ -180,8 +181,22 @@ fn parse_file(rest: &str) -> Result<DatabaseTarget, SecurityError> {
             })?,
         None => rest,
     };
-    if path.is_empty() {
+    if path.trim().is_empty() {
         return Err(SecurityError::EmptyPath);
+    }
+    if path.trim() != path {
+        return Err(SecurityError::MalformedUrl {
+            reason:
+                "a file: path cannot start or end with whitespace (the file would be named with \
+                     it); remove the spaces around the path",
+        });
+    }
+    if path.starts_with("file:") {
+        return Err(SecurityError::MalformedUrl {
+            reason:
+                "a file: path cannot itself start with file: (libSQL would read it as a SQLite \
+                     URI); write file: once",
+        });
     }
     if path.contains(['?', '#']) {
         return Err(SecurityError::MalformedUrl {
