@@ -76,15 +76,20 @@ fn the_write_lane_checkpoints_once_per_threshold_of_changed_rows() {
     let dir = tempfile::tempdir().unwrap();
     let (lanes, db) = lanes(dir.path(), 100);
     let writer = lanes.write_blocking().unwrap();
-    let autocheckpoint = block_on(async {
-        let mut rows = writer.query("PRAGMA wal_autocheckpoint", ()).await?;
-        rows.next().await?.expect("a row").get::<i64>(0)
-    })
-    .unwrap();
+    let pragma = |name: &str| {
+        block_on(async {
+            let mut rows = writer.query(&format!("PRAGMA {name}"), ()).await?;
+            rows.next().await?.expect("a row").get::<i64>(0)
+        })
+        .unwrap()
+    };
     assert_eq!(
-        autocheckpoint, 0,
+        pragma("wal_autocheckpoint"),
+        0,
         "SQLite must not checkpoint inside the lane's commits"
     );
+    // SQLite cuts the WAL back to this when it restarts it, so a larger file means new frames.
+    assert_eq!(pragma("journal_size_limit"), WAL_LIMIT as i64);
     drop(writer);
     assert_eq!(lanes.statistics().checkpoints, 0);
 
@@ -116,12 +121,12 @@ fn the_write_lane_checkpoints_once_per_threshold_of_changed_rows() {
 }
 
 #[test]
-fn the_wal_stays_bounded_only_because_the_lane_checkpoints() {
+fn the_wal_stays_bounded_by_the_lanes_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let rows = 6_000;
 
     // The default threshold (1,000 rows): the WAL restarts after each checkpoint.
-    let (checkpointed, db) = lanes(&subdir(dir.path(), "on"), 1_000);
+    let (checkpointed, db) = lanes(&subdir(dir.path(), "rows"), 1_000);
     let bounded = insert_one_by_one(&checkpointed, &db, rows);
     assert!(checkpointed.statistics().checkpoints >= 5);
     assert!(
@@ -130,14 +135,64 @@ fn the_wal_stays_bounded_only_because_the_lane_checkpoints() {
     );
     assert_eq!(count_notes(&checkpointed), rows as i64);
 
-    // A threshold never reached: nothing checkpoints, so the WAL keeps a frame per commit.
-    let (never, db) = lanes(&subdir(dir.path(), "off"), u64::MAX);
-    let unbounded = insert_one_by_one(&never, &db, rows);
-    assert_eq!(never.statistics().checkpoints, 0);
+    // A row threshold never reached: the WAL's size (4 MiB, read every 8 returns) sets the pace.
+    // Without it, 6,000 commits leave a WAL of about 6,000 frames (24 MiB).
+    let (by_size, db) = lanes(&subdir(dir.path(), "size"), u64::MAX);
+    let bounded = insert_one_by_one(&by_size, &db, rows);
     assert!(
-        unbounded >= wal_size_of(rows - 500),
-        "the WAL is {unbounded} bytes after {rows} commits without checkpoints"
+        by_size.statistics().checkpoints >= 3,
+        "{:?}",
+        by_size.statistics()
     );
+    assert!(
+        bounded <= WAL_LIMIT + wal_size_of(16),
+        "the WAL grew to {bounded} bytes"
+    );
+    assert_eq!(count_notes(&by_size), rows as i64);
+}
+
+/// About SQLite's 1,000 pages: the size past which the write lane checkpoints whatever the rows.
+const WAL_LIMIT: u64 = 4 * 1024 * 1024;
+
+#[test]
+fn large_rows_and_index_builds_are_checkpointed_by_the_wals_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lanes, db) = lanes(dir.path(), 1_000);
+    let insert = "INSERT INTO notes(body) VALUES (?1)";
+    let body = "x".repeat(256 * 1024);
+    // 16 MiB in 64 rows, far from 1,000 changed rows.
+    let mut largest = 0;
+    for _ in 0..64 {
+        lanes.execute_blocking(insert, [body.as_str()]).unwrap();
+        largest = largest.max(wal_bytes(&db));
+    }
+    assert!(
+        lanes.statistics().checkpoints >= 2,
+        "{:?}",
+        lanes.statistics()
+    );
+    assert!(
+        largest <= WAL_LIMIT + 8 * wal_size_of(66),
+        "the WAL grew to {largest} bytes"
+    );
+
+    // An index build writes a copy of every body and changes no row.
+    let before = lanes.statistics().checkpoints;
+    lanes
+        .execute_blocking("CREATE INDEX notes_by_body ON notes(body)", ())
+        .unwrap();
+    assert!(wal_bytes(&db) > WAL_LIMIT);
+    for n in 0..8 {
+        lanes
+            .execute_blocking(insert, [format!("note {n}")])
+            .unwrap();
+    }
+    assert!(
+        lanes.statistics().checkpoints > before,
+        "{:?}",
+        lanes.statistics()
+    );
+    assert_eq!(count_notes(&lanes), 72);
 }
 
 /// How many of this process's file descriptors are open on `db`: one per open SQLite connection (and

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::checkpoint::Checkpointer;
+use super::checkpoint::{Checkpointer, JOURNAL_SIZE_LIMIT};
 use super::connection::{LibsqlConnection, TransactionMode};
 use super::database::{run_to_end, DatabaseKind, LibsqlDatabase};
 use super::error::{LibsqlError, Result};
@@ -124,6 +124,7 @@ impl LibsqlManager {
             self.checkpointer
                 .is_some()
                 .then_some("PRAGMA wal_autocheckpoint=0"),
+            self.checkpointer.is_some().then_some(JOURNAL_SIZE_LIMIT),
         ];
         for sql in lane_pragmas.into_iter().flatten() {
             // The step is named by the PRAGMA, without its value.
