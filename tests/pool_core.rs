@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{assert_consistent, TestConn, TestManager};
 use memory_storage_turso::pool::{
-    ConfigError, Pool, PoolBuilder, PoolConfig, PoolError, ReuseOrder,
+    ConfigError, Manager, Pool, PoolBuilder, PoolConfig, PoolError, ReuseOrder,
 };
 
 fn config(max: usize) -> PoolConfig {
@@ -618,6 +618,82 @@ fn shutdown_waits_for_holders_to_finish() {
     assert!(report.drained);
     holder.join().unwrap();
     assert_eq!(manager.live(), 0);
+}
+
+/// A connection whose destructor takes a while: it says when it starts, and waits to be let go.
+struct SlowToClose {
+    started: std::sync::mpsc::Sender<()>,
+    finish: Arc<Mutex<()>>,
+    closed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for SlowToClose {
+    fn drop(&mut self) {
+        let _ = self.started.send(());
+        drop(self.finish.lock());
+        self.closed.store(true, SeqCst);
+    }
+}
+
+/// The slot of a returned connection is free before the connection is dropped: `shutdown` reports
+/// drained only once it is closed.
+#[test]
+fn shutdown_reports_drained_only_once_the_last_connection_is_closed() {
+    struct Slow {
+        conn: Mutex<Option<SlowToClose>>,
+    }
+    impl Manager for Slow {
+        type Connection = SlowToClose;
+        type Error = std::convert::Infallible;
+        async fn connect(&self) -> Result<SlowToClose, Self::Error> {
+            Ok(self.conn.lock().unwrap().take().expect("one connection"))
+        }
+        fn is_broken(&self, _: &mut SlowToClose) -> bool {
+            true // so that it is closed as it comes back
+        }
+    }
+    let (started, closing) = std::sync::mpsc::channel();
+    let finish = Arc::new(Mutex::new(()));
+    let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let conn = SlowToClose {
+        started,
+        finish: finish.clone(),
+        closed: closed.clone(),
+    };
+    let pool = Pool::builder(Slow {
+        conn: Mutex::new(Some(conn)),
+    })
+    .build()
+    .unwrap();
+    let held = pool.get_blocking().unwrap();
+    let let_go = finish.lock().unwrap();
+    let returner = thread::spawn(move || drop(held));
+    closing.recv().unwrap(); // its slot is free, its destructor runs
+    assert_eq!(pool.state().in_use, 0);
+    let shutdown = {
+        let pool = pool.clone();
+        let closed = closed.clone();
+        thread::spawn(move || {
+            let started = Instant::now();
+            let report = pool.shutdown_blocking(Duration::from_secs(60));
+            (report, closed.load(SeqCst), started.elapsed())
+        })
+    };
+    // Give a wrong early report its chance (the report must wait for the close in any timing).
+    let waited = Instant::now();
+    while !shutdown.is_finished() && waited.elapsed() < Duration::from_millis(100) {
+        thread::yield_now();
+    }
+    drop(let_go);
+    returner.join().unwrap();
+    let (report, closed_when_reported, took) = shutdown.join().unwrap();
+    assert!(report.drained, "{report:?}");
+    assert!(
+        closed_when_reported,
+        "reported drained while the connection was still closing"
+    );
+    // Told when the close ended, not found drained at its deadline.
+    assert!(took < Duration::from_secs(30), "shutdown took {took:?}");
 }
 
 #[test]

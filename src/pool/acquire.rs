@@ -22,6 +22,7 @@ use super::manager::Manager;
 use super::parker::Parker;
 use super::shared::Shared;
 use super::state::{Effects, Grant};
+use super::stats::CloseReason;
 use super::waiters::{Ended, Sleeper, Taken};
 
 /// Capacity held by a caller: a connection (already in its guard), or a reserved slot to open one in.
@@ -51,23 +52,25 @@ pub(crate) struct CreatePermit<'a, M: Manager> {
 
 impl<M: Manager> CreatePermit<'_, M> {
     /// Puts a freshly opened connection in the slot. Fails if the pool closed meanwhile; the connection
-    /// is then handed back to be closed.
+    /// is then closed, before `shutdown` hears that the slot is free.
     pub(crate) fn complete(
         mut self,
         raw: M::Connection,
         now: Instant,
-    ) -> Result<PooledConnection<M>, M::Connection> {
+    ) -> Option<PooledConnection<M>> {
         self.armed = false;
         let mut state = self.shared.lock();
         if state.connected() {
             drop(state);
             let conn = self.shared.wrap_new(raw, now);
-            return Ok(PooledConnection::new(self.shared.clone(), conn));
+            return Some(PooledConnection::new(self.shared.clone(), conn));
         }
         let drained = state.in_use + state.connecting == 0;
         drop(state);
-        self.shared.apply_released(Effects::default(), drained);
-        Err(raw)
+        let mut effects = Effects::default();
+        effects.close.push((raw, CloseReason::Retired));
+        self.shared.apply_released(effects, drained);
+        None
     }
 }
 

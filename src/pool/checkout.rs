@@ -273,13 +273,9 @@ async fn finish<'a, M: Manager>(
             }
             Slot::Create(permit) => {
                 let raw = shared.open().await?;
-                return match permit.complete(raw, Instant::now()) {
-                    Ok(guard) => Ok(guard),
-                    Err(raw) => {
-                        shared.close(raw, CloseReason::Retired);
-                        Err(PoolError::Closed)
-                    }
-                };
+                return permit
+                    .complete(raw, Instant::now())
+                    .ok_or(PoolError::Closed);
             }
         };
     }

@@ -67,6 +67,7 @@ impl<M: Manager> PooledConnection<M> {
     /// ```
     pub fn detach(mut self) -> M::Connection {
         let conn = self.conn.take().expect("a guard holds its connection");
+        self.shared.closed_one();
         self.shared.release(false, self.lease.take());
         conn.raw
     }

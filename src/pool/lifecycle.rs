@@ -17,7 +17,7 @@ use super::Pool;
 /// What [`Pool::shutdown`] found at its deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// Whether every connection was back (and closed) before the deadline.
+    /// Whether every connection was back, and closed, before the deadline.
     pub drained: bool,
     /// Slots still held by callers at the deadline (0 when drained). Their connections are closed as
     /// they come back.
@@ -184,13 +184,16 @@ impl<M: Manager> Shared<M> {
         self.observe.publish(|| self.gauges());
     }
 
+    /// Drained: no slot held, and no connection left open (one whose slot was just released may be
+    /// in its `Drop` still, or on a shelf its returner is about to take back and close).
     fn drain_report(&self) -> ShutdownReport {
         let PoolState {
             in_use, connecting, ..
         } = self.gauges();
         let still_in_use = in_use + connecting;
+        let closing = self.live.load(std::sync::atomic::Ordering::SeqCst);
         ShutdownReport {
-            drained: still_in_use == 0,
+            drained: still_in_use == 0 && closing == 0,
             still_in_use,
         }
     }

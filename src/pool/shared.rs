@@ -2,7 +2,7 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,8 +33,11 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) counters: Counters,
     /// Spans, events and metrics (see `crate::observe`).
     pub(crate) observe: Observer,
-    /// Notified whenever a closed pool's last held slot is released.
+    /// Notified whenever a closed pool's last held slot is released, after its connection was closed.
     pub(crate) drained: Event,
+    /// Connections opened and not yet dropped (nor detached). A slot is released under the lock, but
+    /// its connection is dropped after: `shutdown` counts as drained only once this is 0 too.
+    pub(crate) live: AtomicUsize,
     /// Set and notified once when the pool closes, to stop the background tasks.
     pub(crate) closing: Arc<Closing>,
     /// Notified when a waiter's deadline comes before the one the timeout task sleeps towards.
@@ -63,13 +66,13 @@ pub(crate) struct Closing {
 impl Closing {
     /// Marks the pool closed and wakes the tasks.
     pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::SeqCst);
         self.event.notify(usize::MAX);
     }
 
     /// Whether the pool closed.
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// A listener for the close (register it before checking [`is_closed`](Self::is_closed)).
@@ -106,6 +109,7 @@ impl<M: Manager> Shared<M> {
             counters: Counters::default(),
             observe: Observer::new(name),
             drained: Event::new(),
+            live: AtomicUsize::new(0),
             closing: Arc::default(),
             deadlines: Event::new(),
             jitter: AtomicU64::new(RandomState::new().hash_one(0u8)),
@@ -194,6 +198,16 @@ impl<M: Manager> Shared<M> {
         self.observe.closed(reason);
         // A connection's destructor is user code: a panic there must not unwind into the pool.
         let _ = catch_unwind(AssertUnwindSafe(move || drop(conn)));
+        self.closed_one();
+    }
+
+    /// Counts a connection that is gone (closed, or detached). On a closed pool the last one tells
+    /// `shutdown`, whose slot may have been released before (SeqCst against `Closing`: either this
+    /// sees the pool closed, or `shutdown`, which reads the count after closing, sees it).
+    pub(crate) fn closed_one(&self) {
+        if self.live.fetch_sub(1, Ordering::SeqCst) == 1 && self.closing.is_closed() {
+            self.drained.notify(usize::MAX);
+        }
     }
 
     /// Wraps a freshly opened connection with its deadline, jittered down by up to 2.5 % so that
@@ -423,6 +437,7 @@ impl<M: Manager> Shared<M> {
                 }
             };
             self.counters.created();
+            self.live.fetch_add(1, Relaxed);
             self.observe.created();
             if let Err(error) = hooks::run(&self.hooks.after_connect, &mut raw) {
                 self.close(raw, CloseReason::Broken);
