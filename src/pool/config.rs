@@ -14,9 +14,10 @@ pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReuseOrder {
     /// The one this thread returned last (the default). Else the most recently returned one in the
-    /// pool's idle list; a connection resting on another thread's shelf is taken only when that list is
-    /// empty. Keeps a small hot set warm and lets the rest reach their idle timeout. Without leak detection, a thread's
-    /// checkout and return then skip the pool's lock while nobody waits (see the pool's design notes).
+    /// pool's idle list; a connection resting on another thread's shelf is taken only when that list
+    /// is empty. Keeps a small hot set warm and lets the rest reach their idle timeout. Without leak
+    /// detection, a thread's checkout and return then skip the pool's lock while nobody waits (see the
+    /// pool's design notes).
     #[default]
     Lifo,
     /// The least recently returned one. Spreads use evenly over all connections.

@@ -37,9 +37,9 @@
 //!   on a pool without an adapter fails with [`PoolError::NoRuntime`] every time, instead of waiting
 //!   forever under load.
 //! * **Maintenance** (idle timeout, max lifetime with jitter, leak detection) runs lazily as connections
-//!   are checked out and returned (a return that would rest on a shelf goes through the gate instead at
-//!   least every quarter of the idle timeout, and reaps what idled out); with a runtime adapter a background task also refills `min_idle` and
-//!   reaps. It ends when the pool closes.
+//!   are checked out and returned (a return that would rest on a shelf goes through the gate instead
+//!   at least every quarter of the idle timeout, and reaps what idled out); with a runtime adapter a
+//!   background task also refills `min_idle` and reaps. It ends when the pool closes.
 //!
 //! ```
 //! use memory_storage_turso::pool::{Manager, Pool, PoolConfig};
