@@ -57,8 +57,9 @@ pub struct PoolConfig {
     /// Idle connections the pool keeps open, refilled by the maintenance task. Default 0.
     pub min_idle: usize,
     /// An idle connection beyond `min_idle` is closed after this long unused: when a checkout finds it
-    /// (with `min_idle` 0; else it is health-checked, since it may be one the pool keeps), by returns
-    /// (at least one every quarter of this), and by the maintenance task. Default 300 s; `None` keeps
+    /// (with `min_idle` 0; else it is kept, and health-checked if health checks are on, since it may be
+    /// one the pool keeps), by returns (at least one every quarter of this reaps the idle list and the
+    /// threads' shelves), and by the maintenance task. Default 300 s; `None` keeps
     /// them.
     pub idle_timeout: Option<Duration>,
     /// A connection is closed once it is this old (minus up to 2.5 % random jitter, so that connections

@@ -178,8 +178,10 @@ impl<M: Manager> Shared<M> {
         state.close(&mut effects);
         self.unshelve_all(&mut state, &mut effects);
         let drained = state.in_use + state.connecting == 0;
-        drop(state);
+        // Before the lock goes: a connection whose drop ends from now on sees the pool closed and
+        // tells `shutdown` if it was the last (see `Shared::closed_one`).
         self.closing.close();
+        drop(state);
         self.apply_released(effects, drained);
         self.observe.publish(|| self.gauges());
     }

@@ -38,8 +38,9 @@
 //!   forever under load.
 //! * **Maintenance** (idle timeout, max lifetime with jitter, leak detection) runs lazily as connections
 //!   are checked out and returned (a return that would rest on a shelf goes through the gate instead
-//!   at least every quarter of the idle timeout, and reaps what idled out); with a runtime adapter a
-//!   background task also refills `min_idle` and reaps. It ends when the pool closes.
+//!   at least every quarter of the idle timeout, and reaps the idle list and the shelves); with a
+//!   runtime adapter a background task also refills `min_idle` and reaps. It ends when the pool
+//!   closes.
 //!
 //! ```
 //! use memory_storage_turso::pool::{Manager, Pool, PoolConfig};

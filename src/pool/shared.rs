@@ -370,18 +370,19 @@ impl<M: Manager> Shared<M> {
                     self.touch(&mut conn, now);
                 }
                 state.check_in(conn, &mut effects);
-                // Every return reaps the oldest idle connection if it idled out; a due one (see
-                // `reap_every`) reaps all that did.
-                let most = if self.reap_due(now) {
+                // Every return reaps the oldest idle connection if it idled out. A due one (see
+                // `reap_every`) reaps as maintenance does: the shelves too, since a thread that
+                // stopped using the pool leaves its shelved connection there.
+                if self.reap_due(now) {
                     self.next_reap.store(
                         self.since_epoch(now).saturating_add(self.reap_interval()),
                         Relaxed,
                     );
-                    usize::MAX
+                    self.unshelve_all(&mut state, &mut effects);
+                    state.reap(now, self.config.min_idle, &mut effects);
                 } else {
-                    1
-                };
-                state.reap_oldest(now, self.config.min_idle, most, &mut effects);
+                    state.reap_oldest(now, self.config.min_idle, &mut effects);
+                }
             }
         }
         let drained = state.closed && state.in_use + state.connecting == 0;

@@ -402,17 +402,8 @@ impl<C> State<C> {
     }
 
     /// Reaps only the least recently used idle connection, if it has idled out: O(1), for the return path.
-    pub(crate) fn reap_oldest(
-        &mut self,
-        now: Instant,
-        min_idle: usize,
-        most: usize,
-        effects: &mut Effects<C>,
-    ) {
-        for _ in 0..most {
-            if self.idle.len() <= min_idle || !self.idle.front().is_some_and(|c| c.idled_out(now)) {
-                return;
-            }
+    pub(crate) fn reap_oldest(&mut self, now: Instant, min_idle: usize, effects: &mut Effects<C>) {
+        if self.idle.len() > min_idle && self.idle.front().is_some_and(|conn| conn.idled_out(now)) {
             let conn = self.idle.pop_front().expect("front exists");
             effects.close.push((conn.raw, CloseReason::IdleTimeout));
         }
