@@ -241,3 +241,25 @@ fn closing_and_dropping_the_lanes_closes_every_connection_and_the_wal_goes() {
     .unwrap();
     assert_eq!((count, integrity.as_str()), (100, "ok"));
 }
+
+#[test]
+fn a_database_opened_by_file_uri_is_checkpointed_by_size_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.db");
+    let database = LibsqlDatabase::open_file(format!("file:{}", path.display())).unwrap();
+    let lanes = LanedPool::builder(database).readers(1).build().unwrap();
+    block_on(lanes.write_blocking().unwrap().execute_schema(SCHEMA)).unwrap();
+    let body = "x".repeat(256 * 1024);
+    for _ in 0..40 {
+        lanes
+            .execute_blocking("INSERT INTO notes(body) VALUES (?1)", [body.as_str()])
+            .unwrap();
+    }
+    assert!(path.exists(), "the URI named this file");
+    assert!(
+        lanes.statistics().checkpoints >= 1,
+        "{:?}",
+        lanes.statistics()
+    );
+    assert!(wal_bytes(&path) <= WAL_LIMIT + 8 * wal_size_of(66));
+}

@@ -30,7 +30,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 
-use super::database::{run_to_end, LibsqlDatabase};
+use super::database::{query_text, run_to_end, LibsqlDatabase};
 use super::owned::OwnedConnection;
 
 /// The default number of changed rows between two checkpoints of the write lane.
@@ -78,7 +78,7 @@ impl Checkpointer {
     /// A checkpointer for `database` that checkpoints after `after_changes` (> 0) changed rows.
     pub(crate) fn new(database: Arc<LibsqlDatabase>, after_changes: u64) -> Self {
         Self {
-            wal_path: PathBuf::from(format!("{}-wal", database.location())),
+            wal_path: wal_path(&database),
             returns: AtomicU64::new(0),
             database,
             after_changes,
@@ -150,6 +150,17 @@ impl Checkpointer {
         let mut slot = crate::sync::lock(&self.conn);
         *slot = Slot::Closed;
     }
+}
+
+/// The `-wal` file of `database`, named after SQLite's own name for the main file: the location given
+/// may be a `file:` URI, or relative. The location itself if SQLite does not say.
+fn wal_path(database: &LibsqlDatabase) -> PathBuf {
+    let main_file = database.connect().ok().and_then(|conn| {
+        let sql = "SELECT file FROM pragma_database_list WHERE name = 'main'";
+        super::block_on(query_text(&conn, sql)).ok()
+    });
+    let main_file = main_file.unwrap_or_else(|| database.location().to_owned());
+    PathBuf::from(format!("{main_file}-wal"))
 }
 
 fn report_failure(error: &dyn std::fmt::Display) {

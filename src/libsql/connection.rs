@@ -183,7 +183,9 @@ impl LibsqlConnection {
     /// # Errors
     /// [`LibsqlError::ParameterCount`] or [`LibsqlError::UnknownParameter`] when `params` do not fit;
     /// [`LibsqlError::Statement`] for a text that is not exactly one statement, a statement that
-    /// returns rows, or a value too long to bind (nothing runs); a libSQL error otherwise.
+    /// returns rows, or a value too long to bind (nothing runs); a libSQL error otherwise. On a remote
+    /// database the text and values go to the server as they are (no cache, none of these checks),
+    /// and the server's errors come back.
     pub async fn execute_cached(&mut self, sql: &str, params: impl IntoParams) -> Result<u64> {
         let params = params.into_params()?;
         if !self.kind.runs_locally() {
@@ -377,7 +379,9 @@ impl CachedStatement<'_> {
     ///
     /// # Errors
     /// [`LibsqlError::ParameterCount`] or [`LibsqlError::UnknownParameter`] when `params` do not fit
-    /// the placeholders; a libSQL error otherwise.
+    /// the placeholders; [`LibsqlError::Statement`] for a statement that returns rows
+    /// ([`StatementProblem::ReturnsRows`]) or a value too long to bind (nothing runs); a libSQL error
+    /// otherwise.
     pub async fn execute(&mut self, params: impl IntoParams) -> Result<u64> {
         self.execute_params(params.into_params()?).await
     }

@@ -526,10 +526,12 @@ impl Group {
         }
     }
 
-    /// Runs again, each in a transaction of its own, the statements from `from` on that succeeded in a
-    /// group whose `COMMIT` failed on a constraint. Only deferred constraints (a `DEFERRABLE
-    /// INITIALLY DEFERRED` foreign key) are checked at `COMMIT`, so the group cannot tell whose row
-    /// broke it; alone, the offending statement fails with the constraint error and the others commit.
+    /// Runs again, each in a transaction of its own, the statements from `from` on that ran in a group
+    /// whose `COMMIT` failed on a constraint. Only deferred constraints (a `DEFERRABLE INITIALLY
+    /// DEFERRED` foreign key) are checked at `COMMIT`, so the group cannot tell whose row broke it;
+    /// alone, the offending statement fails with the constraint error and the others commit. Those
+    /// that failed in the group run again too: they may have failed on a row of the offender's, which
+    /// the rollback removed. Those refused before they ran (a bad parameter count) keep their error.
     fn rerun_alone(
         &mut self,
         conn: &mut LibsqlConnection,
@@ -537,7 +539,7 @@ impl Group {
         statements: &[(Box<str>, Params)],
     ) {
         for (answer, (sql, params)) in self.answers[from..].iter_mut().zip(&statements[from..]) {
-            if answer.is_ok() {
+            if matches!(answer, Ok(_) | Err(LibsqlError::Libsql(_))) {
                 *answer = block_on(conn.execute_cached(sql, params.clone()));
             }
         }

@@ -7,7 +7,8 @@
 //! statement that SQLite skips, so it is skipped here too: `";COMMIT"` is a `COMMIT`.
 //!
 //! The scan knows SQLite's quoting (`'…'`, `"…"`, `` `…` ``, `[…]`) and comments (`-- …`, `/* … */`).
-//! A `CREATE TRIGGER` body holds `;`-terminated statements of its own, so such a text is not counted.
+//! A `CREATE TRIGGER` body holds `;`-terminated statements of its own: it ends after the `END` that
+//! closes its `BEGIN`.
 
 use super::error::StatementProblem;
 
@@ -41,10 +42,7 @@ pub(crate) fn check_one_statement(sql: &str) -> Result<(), StatementProblem> {
     if first.is_empty() {
         return Err(StatementProblem::Empty);
     }
-    if is_create_trigger(first) {
-        return Ok(());
-    }
-    match top_level_semicolon(first) {
+    match end_of_first_statement(first) {
         Some(end) if !skip_filler(&first[end..], true).is_empty() => {
             Err(StatementProblem::SeveralStatements)
         }
@@ -69,59 +67,92 @@ fn skip_filler(sql: &str, semicolons: bool) -> &str {
     }
 }
 
-/// Whether the statement that `sql` starts with is `CREATE [TEMP|TEMPORARY] TRIGGER`.
-fn is_create_trigger(sql: &str) -> bool {
-    let mut words = sql
-        .split(|c: char| !c.is_ascii_alphabetic())
-        .filter(|word| !word.is_empty());
-    if !words
-        .next()
-        .is_some_and(|w| w.eq_ignore_ascii_case("CREATE"))
-    {
-        return false;
-    }
-    let mut next = words.next();
-    if next.is_some_and(|w| w.eq_ignore_ascii_case("TEMP") || w.eq_ignore_ascii_case("TEMPORARY")) {
-        next = words.next();
-    }
-    next.is_some_and(|w| w.eq_ignore_ascii_case("TRIGGER"))
-}
-
-/// The byte offset just past the first `;` outside quotes and comments, if any.
-fn top_level_semicolon(sql: &str) -> Option<usize> {
-    let bytes = sql.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let closing = match bytes[i] {
-            b';' => return Some(i + 1),
-            b'\'' => Some(&b"'"[..]),
-            b'"' => Some(&b"\""[..]),
-            b'`' => Some(&b"`"[..]),
-            b'[' => Some(&b"]"[..]),
-            b'-' if bytes.get(i + 1) == Some(&b'-') => Some(&b"\n"[..]),
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i += 1;
-                Some(&b"*/"[..])
-            }
-            _ => None,
+/// The byte offset just past the `;` that ends the first statement of `sql`, if one does. A
+/// `CREATE [TEMP] TRIGGER` ends at the first `;` after the `END` that closes its `BEGIN` (a `CASE`
+/// inside opens an `END` of its own).
+fn end_of_first_statement(sql: &str) -> Option<usize> {
+    let mut words = 0;
+    let mut trigger = false;
+    let mut depth = 0usize;
+    let tokens = Tokens { sql, at: 0 };
+    for token in tokens {
+        let word = match token {
+            Token::End(at) if depth == 0 => return Some(at),
+            Token::End(_) => continue,
+            Token::Word(word) => word,
         };
-        i += 1;
-        if let Some(closing) = closing {
-            // A doubled quote inside a quoted run is an escaped quote: closing and reopening at once
-            // amounts to the same scan.
-            match find(&bytes[i..], closing) {
-                Some(at) => i += at + closing.len(),
-                None => return None,
-            }
+        let is = |keyword: &str| word.eq_ignore_ascii_case(keyword);
+        words += 1;
+        match words {
+            1 if !is("CREATE") => words = usize::MAX / 2,
+            2 if is("TEMP") || is("TEMPORARY") => words = 1,
+            2 => trigger = is("TRIGGER"),
+            _ if !trigger => {}
+            _ if is("BEGIN") || (depth > 0 && is("CASE")) => depth += 1,
+            _ if is("END") => depth = depth.saturating_sub(1),
+            _ => {}
         }
     }
     None
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
+/// What the scan sees outside quotes and comments.
+enum Token<'a> {
+    /// A keyword or unquoted identifier.
+    Word(&'a str),
+    /// A `;`, with the offset just past it.
+    End(usize),
+}
+
+/// The words and `;`s of SQL text, skipping quoted runs (`'…'`, `"…"`, `` `…` ``, `[…]`; a doubled
+/// quote inside one closes and reopens it, which scans the same) and comments.
+struct Tokens<'a> {
+    sql: &'a str,
+    at: usize,
+}
+
+impl<'a> Iterator for Tokens<'a> {
+    type Item = Token<'a>;
+
+    fn next(&mut self) -> Option<Token<'a>> {
+        let bytes = self.sql.as_bytes();
+        let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80;
+        while self.at < bytes.len() {
+            let start = self.at;
+            let closing: &[u8] = match bytes[start] {
+                b';' => {
+                    self.at += 1;
+                    return Some(Token::End(self.at));
+                }
+                b if is_word(b) => {
+                    while self.at < bytes.len() && is_word(bytes[self.at]) {
+                        self.at += 1;
+                    }
+                    return Some(Token::Word(&self.sql[start..self.at]));
+                }
+                b'\'' => b"'",
+                b'"' => b"\"",
+                b'`' => b"`",
+                b'[' => b"]",
+                b'-' if bytes.get(start + 1) == Some(&b'-') => b"\n",
+                b'/' if bytes.get(start + 1) == Some(&b'*') => b"*/",
+                _ => {
+                    self.at += 1;
+                    continue;
+                }
+            };
+            let opened = if closing == b"*/" || closing == b"\n" {
+                2
+            } else {
+                1
+            };
+            self.at = bytes[start + opened..]
+                .windows(closing.len())
+                .position(|window| window == closing)
+                .map_or(bytes.len(), |at| start + opened + at + closing.len());
+        }
+        None
+    }
 }
 
 #[cfg(test)]
@@ -160,6 +191,9 @@ mod tests {
             "SELECT 1 -- trailing; comment",
             "CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO u VALUES (1); END",
             "CREATE TEMP TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM u; END;",
+            "CREATE /* audit */ TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM u; END",
+            "create\n-- audit\ntrigger tr after insert on t begin
+                update u set a = case when new.a > 0 then 1 else 2 end; delete from v; end;",
         ] {
             assert_eq!(check_one_statement(sql), Ok(()), "{sql}");
         }
@@ -172,6 +206,11 @@ mod tests {
             "INSERT INTO t VALUES ('a;b'); COMMIT",
             "SELECT 1;SELECT 2;",
             "UPDATE t SET a = 1 /* c */; -- c\n DELETE FROM t",
+            "CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO u VALUES (1); END; INSERT INTO v \
+             VALUES (42)",
+            "CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT CASE WHEN 1 THEN 2 END; END; DELETE \
+             FROM v",
+            "INSERT INTO t VALUES (1); CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END",
         ] {
             assert_eq!(
                 check_one_statement(sql),
