@@ -43,10 +43,11 @@ pub(crate) struct Shared<M: Manager> {
     /// Notified when a waiter's deadline comes before the one the timeout task sleeps towards.
     pub(crate) deadlines: Event,
     jitter: AtomicU64,
-    /// Returns that rest on a shelf skip the gate, where idle connections are reaped: one of them
-    /// goes through it instead at least every quarter of the idle timeout (`None`: no idle timeout).
+    /// Returns that rest on a shelf skip the gate, where idle connections are reaped: a connection's
+    /// return goes through it instead at least every quarter of the idle timeout (`Conn::gate_after`;
+    /// `None`: no idle timeout), and the first such return after `next_reap` reaps the whole pool.
     reap_every: Option<Duration>,
-    /// When a return should next go through the gate, in nanoseconds since `epoch`.
+    /// When a return through the gate should next reap the whole pool, in nanoseconds since `epoch`.
     next_reap: AtomicU64,
     epoch: Instant,
     /// How long to stop nudging waiters after a spinner was descheduled.
@@ -224,6 +225,7 @@ impl<M: Manager> Shared<M> {
         });
         let mut conn = Box::new(Conn {
             raw,
+            gate_after: self.gate_after(expires_at, now),
             expires_at,
             idle_until: None,
             trusted_until: now,
@@ -267,7 +269,17 @@ impl<M: Manager> Shared<M> {
         z ^ (z >> 31)
     }
 
-    /// Whether a return at `now` should go through the gate to reap idle connections.
+    /// When a connection that passes the gate at `now` should pass it again: at its expiry, or after
+    /// [`reap_every`](Self::reap_every), whichever comes first.
+    fn gate_after(&self, expires_at: Option<Instant>, now: Instant) -> Option<Instant> {
+        let reap = self.reap_every.and_then(|every| now.checked_add(every));
+        match (expires_at, reap) {
+            (Some(expiry), Some(reap)) => Some(expiry.min(reap)),
+            (expiry, reap) => expiry.or(reap),
+        }
+    }
+
+    /// Whether a return through the gate at `now` should reap the whole pool, shelves included.
     fn reap_due(&self, now: Instant) -> bool {
         self.reap_every.is_some() && self.since_epoch(now) >= self.next_reap.load(Relaxed)
     }
@@ -320,7 +332,7 @@ impl<M: Manager> Shared<M> {
         let mut now = None;
         if healthy && handed_out && lease.is_none() && self.shelves.open() {
             let at = *now.insert(Instant::now());
-            if conn.expires_at.is_none_or(|expiry| at < expiry) && !self.reap_due(at) {
+            if conn.gate_after.is_none_or(|gate| at < gate) {
                 self.touch(&mut conn, at);
                 // It takes its thread's shelf. What the shelf held before, and the connection itself if
                 // someone started to wait meanwhile, go through the gate, their deadlines current.
@@ -369,6 +381,7 @@ impl<M: Manager> Shared<M> {
                 if used {
                     self.touch(&mut conn, now);
                 }
+                conn.gate_after = self.gate_after(conn.expires_at, now);
                 state.check_in(conn, &mut effects);
                 // Every return reaps the oldest idle connection if it idled out. A due one (see
                 // `reap_every`) reaps as maintenance does: the shelves too, since a thread that

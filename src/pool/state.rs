@@ -29,6 +29,10 @@ pub(crate) struct Conn<C> {
     pub(crate) raw: C,
     /// When it must be closed (creation + max lifetime - jitter).
     pub(crate) expires_at: Option<Instant>,
+    /// After this its return goes through the gate, not onto its thread's shelf: its expiry, or the
+    /// next time the pool should reap (see `Shared::reap_every`), whichever comes first. Set as it
+    /// passes the gate.
+    pub(crate) gate_after: Option<Instant>,
     /// When it has idled out (last use + idle timeout).
     pub(crate) idle_until: Option<Instant>,
     /// When it needs a health check again (last use + bypass window).
