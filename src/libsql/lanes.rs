@@ -268,7 +268,7 @@ impl LanedPoolBuilder {
     }
 
     /// How many rows the write lane changes between two WAL checkpoints (default 1,000); a WAL file
-    /// past 4 MiB (large rows, index builds) is checkpointed sooner. The lane runs them itself, after
+    /// past 16 MiB (large rows, index builds) is checkpointed sooner. The lane runs them itself, after
     /// its connection went back, so that no writer waits for one. 0 leaves them
     /// to SQLite, which runs them inside the `COMMIT` of the writer that takes the WAL past 1,000
     /// pages, while it holds the lane. Not used unless the database is a WAL file.
