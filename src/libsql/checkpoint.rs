@@ -142,7 +142,7 @@ impl Checkpointer {
     }
 
     /// Whether this is a return that reads the WAL's size, and it is over the limit and grew by a
-    /// quarter of it since this check last asked for a checkpoint.
+    /// quarter of it since this check last asked for a checkpoint (or shrank since: the log restarted).
     fn wal_too_large(&self) -> bool {
         if self.returns.fetch_add(1, Ordering::Relaxed) % SIZE_CHECK_EVERY != 0 {
             return false;
@@ -156,7 +156,8 @@ impl Checkpointer {
             return false;
         }
         let last = self.checkpointed_at_bytes.load(Ordering::Relaxed);
-        if bytes < last.saturating_add(WAL_BYTES_LIMIT / 4) {
+        let restarted = bytes < last;
+        if !restarted && bytes < last.saturating_add(WAL_BYTES_LIMIT / 4) {
             return false;
         }
         self.checkpointed_at_bytes.store(bytes, Ordering::Relaxed);

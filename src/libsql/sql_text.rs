@@ -7,8 +7,7 @@
 //! statement that SQLite skips, so it is skipped here too: `";COMMIT"` is a `COMMIT`.
 //!
 //! The scan knows SQLite's quoting (`'…'`, `"…"`, `` `…` ``, `[…]`) and comments (`-- …`, `/* … */`).
-//! A `CREATE TRIGGER` body holds `;`-terminated statements of its own: it ends after the `END` that
-//! closes its `BEGIN`.
+//! A `CREATE TRIGGER` body holds `;`-terminated statements of its own: it ends at `; END ;`.
 
 use super::error::StatementProblem;
 
@@ -68,29 +67,34 @@ fn skip_filler(sql: &str, semicolons: bool) -> &str {
 }
 
 /// The byte offset just past the `;` that ends the first statement of `sql`, if one does. A
-/// `CREATE [TEMP] TRIGGER` ends at the first `;` after the `END` that closes its `BEGIN` (a `CASE`
-/// inside opens an `END` of its own).
+/// `CREATE [TEMP] TRIGGER` ends, as SQLite's `sqlite3_complete` has it, at a `;` that follows an
+/// `END` that follows a `;` (its body's statements end with `;`, and none starts with `END`; `end`
+/// and `begin` elsewhere may be plain names).
 fn end_of_first_statement(sql: &str) -> Option<usize> {
     let mut words = 0;
     let mut trigger = false;
-    let mut depth = 0usize;
+    let mut after_semicolon = false;
+    let mut end_after_semicolon = false;
     let tokens = Tokens { sql, at: 0 };
     for token in tokens {
-        let word = match token {
-            Token::End(at) if depth == 0 => return Some(at),
-            Token::End(_) => continue,
-            Token::Word(word) => word,
-        };
-        let is = |keyword: &str| word.eq_ignore_ascii_case(keyword);
-        words += 1;
-        match words {
-            1 if !is("CREATE") => words = usize::MAX / 2,
-            2 if is("TEMP") || is("TEMPORARY") => words = 1,
-            2 => trigger = is("TRIGGER"),
-            _ if !trigger => {}
-            _ if is("BEGIN") || (depth > 0 && is("CASE")) => depth += 1,
-            _ if is("END") => depth = depth.saturating_sub(1),
-            _ => {}
+        match token {
+            Token::End(at) if !trigger || end_after_semicolon => return Some(at),
+            Token::End(_) => {
+                after_semicolon = true;
+                end_after_semicolon = false;
+            }
+            Token::Word(word) => {
+                let is = |keyword: &str| word.eq_ignore_ascii_case(keyword);
+                end_after_semicolon = after_semicolon && is("END");
+                after_semicolon = false;
+                words += 1;
+                match words {
+                    1 if !is("CREATE") => words = 3,
+                    2 if is("TEMP") || is("TEMPORARY") => words = 1,
+                    2 => trigger = is("TRIGGER"),
+                    _ => {}
+                }
+            }
         }
     }
     None
@@ -194,6 +198,9 @@ mod tests {
             "CREATE /* audit */ TRIGGER tr AFTER INSERT ON t BEGIN DELETE FROM u; END",
             "create\n-- audit\ntrigger tr after insert on t begin
                 update u set a = case when new.a > 0 then 1 else 2 end; delete from v; end;",
+            "CREATE TRIGGER tr AFTER INSERT ON r BEGIN INSERT INTO log VALUES (new.end); END",
+            "CREATE TRIGGER tr AFTER INSERT ON r BEGIN UPDATE log SET x = new.end; DELETE FROM log; END;",
+            "CREATE TRIGGER tr AFTER INSERT ON r WHEN CASE WHEN new.a THEN 1 END BEGIN SELECT 1; END",
         ] {
             assert_eq!(check_one_statement(sql), Ok(()), "{sql}");
         }
@@ -211,6 +218,8 @@ mod tests {
             "CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT CASE WHEN 1 THEN 2 END; END; DELETE \
              FROM v",
             "INSERT INTO t VALUES (1); CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END",
+            "CREATE TRIGGER tr AFTER INSERT ON r WHEN new.begin > 0 BEGIN SELECT 1; END; DELETE FROM v",
+            "CREATE TRIGGER begin AFTER INSERT ON r BEGIN SELECT 1; END; DELETE FROM log",
         ] {
             assert_eq!(
                 check_one_statement(sql),
