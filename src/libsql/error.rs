@@ -197,6 +197,7 @@ pub(crate) const SQLITE_ERROR: i32 = 1;
 pub(crate) const SQLITE_BUSY: i32 = 5;
 pub(crate) const SQLITE_LOCKED: i32 = 6;
 pub(crate) const SQLITE_SCHEMA: i32 = 17;
+pub(crate) const SQLITE_CONSTRAINT: i32 = 19;
 
 /// Whether `error` says a prepared statement no longer fits the schema: SQLITE_SCHEMA, or a table or
 /// column that is gone (SQLite re-prepares statements itself, and reports a dropped object as a plain

@@ -56,9 +56,9 @@
 //!   runs. Once taken, it runs and commits with its group, answered or not. A cancelled leader hands
 //!   the lead on.
 //! * Transaction control (`BEGIN`, `COMMIT`, `SAVEPOINT`…) is refused, also behind comments or an
-//!   empty statement (`";COMMIT"`): it would end the group's transaction. So are `VACUUM`, `ATTACH` and `DETACH`, which cannot run inside one. Use
-//!   [`LanedPool::write`](super::LanedPool::write) for them, and a transaction there for several
-//!   statements that must commit together.
+//!   empty statement (`";COMMIT"`): it would end the group's transaction. So are `VACUUM`, `ATTACH`
+//!   and `DETACH`, which cannot run inside one. Use [`LanedPool::write`](super::LanedPool::write)
+//!   for them, and a transaction there for several statements that must commit together.
 //!
 //! Shown by `tests/libsql_group_commit.rs`; measured by `benches/libsql.rs` (`grouped_*`).
 
@@ -72,7 +72,7 @@ use libsql::params::{IntoParams, Params};
 
 use super::block_on;
 use super::connection::{LibsqlConnection, TransactionMode};
-use super::error::{LibsqlError, Result};
+use super::error::{LibsqlError, Result, SQLITE_CONSTRAINT};
 use super::sql_text::first_keyword;
 use super::LibsqlPool;
 use crate::pool::SpinGate;
@@ -613,7 +613,6 @@ fn report_not_committed(statements: usize, reason: &str) {
 
 /// Whether `error` is a constraint violation (SQLITE_CONSTRAINT, with any extended code).
 fn is_constraint(error: &LibsqlError) -> bool {
-    const SQLITE_CONSTRAINT: i32 = 19;
     error
         .sqlite_code()
         .is_some_and(|code| code & 0xff == SQLITE_CONSTRAINT)

@@ -22,7 +22,7 @@ pub(crate) fn is_schema_change(sql: &str) -> bool {
 /// The first word of `sql`, after whitespace, SQL comments (`-- …` and `/* … */`) and empty
 /// statements (`;`).
 pub(crate) fn first_keyword(sql: &str) -> &str {
-    let rest = skip_filler(sql, true);
+    let rest = skip_filler(sql);
     rest.split(|c: char| !c.is_ascii_alphabetic())
         .next()
         .unwrap_or_default()
@@ -37,20 +37,20 @@ pub(crate) fn first_keyword(sql: &str) -> &str {
 /// "  -- nothing"                     Empty
 /// ```
 pub(crate) fn check_one_statement(sql: &str) -> Result<(), StatementProblem> {
-    let first = skip_filler(sql, true);
+    let first = skip_filler(sql);
     if first.is_empty() {
         return Err(StatementProblem::Empty);
     }
     match end_of_first_statement(first) {
-        Some(end) if !skip_filler(&first[end..], true).is_empty() => {
+        Some(end) if !skip_filler(&first[end..]).is_empty() => {
             Err(StatementProblem::SeveralStatements)
         }
         _ => Ok(()),
     }
 }
 
-/// `sql` without its leading whitespace and comments (and `;`s, if `semicolons`).
-fn skip_filler(sql: &str, semicolons: bool) -> &str {
+/// `sql` without its leading whitespace, comments and empty statements (`;`).
+fn skip_filler(sql: &str) -> &str {
     let mut rest = sql;
     loop {
         rest = rest.trim_start();
@@ -58,7 +58,7 @@ fn skip_filler(sql: &str, semicolons: bool) -> &str {
             rest = comment.split_once('\n').map_or("", |(_, after)| after);
         } else if let Some(comment) = rest.strip_prefix("/*") {
             rest = comment.split_once("*/").map_or("", |(_, after)| after);
-        } else if let Some(after) = rest.strip_prefix(';').filter(|_| semicolons) {
+        } else if let Some(after) = rest.strip_prefix(';') {
             rest = after;
         } else {
             return rest;

@@ -45,11 +45,8 @@ pub(crate) struct Shared<M: Manager> {
     jitter: AtomicU64,
     /// Returns that rest on a shelf skip the gate, where idle connections are reaped: a connection's
     /// return goes through it instead at least every quarter of the idle timeout (`Conn::gate_after`;
-    /// `None`: no idle timeout), and the first such return after `next_reap` reaps the whole pool.
+    /// `None`: no idle timeout), and that return reaps the whole pool.
     reap_every: Option<Duration>,
-    /// When a return through the gate should next reap the whole pool, in nanoseconds since `epoch`.
-    next_reap: AtomicU64,
-    epoch: Instant,
     /// How long to stop nudging waiters after a spinner was descheduled.
     pub(crate) spin_backoff: SpinBackoff,
 }
@@ -96,11 +93,8 @@ impl<M: Manager> Shared<M> {
             (ReuseOrder::Lifo, None) => config.max_connections,
             _ => 0,
         };
-        let reap_every = config.idle_timeout.map(|timeout| timeout / 4);
         Self {
-            next_reap: AtomicU64::new(reap_every.map_or(u64::MAX, nanos)),
-            reap_every,
-            epoch: Instant::now(),
+            reap_every: config.idle_timeout.map(|timeout| timeout / 4),
             state: Mutex::new(State::new(config.max_connections)),
             shelves: Shelves::new(shelves),
             manager,
@@ -279,19 +273,6 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Whether a return through the gate at `now` should reap the whole pool, shelves included.
-    fn reap_due(&self, now: Instant) -> bool {
-        self.reap_every.is_some() && self.since_epoch(now) >= self.next_reap.load(Relaxed)
-    }
-
-    fn reap_interval(&self) -> u64 {
-        self.reap_every.map_or(u64::MAX, nanos)
-    }
-
-    fn since_epoch(&self, now: Instant) -> u64 {
-        nanos(now.saturating_duration_since(self.epoch))
-    }
-
     /// Why `conn` must not be handed out at `now`, if it must not.
     pub(crate) fn expired(&self, conn: &Conn<M::Connection>, now: Instant) -> Option<CloseReason> {
         if conn.expires_at.is_some_and(|at| now >= at) {
@@ -381,16 +362,14 @@ impl<M: Manager> Shared<M> {
                 if used {
                     self.touch(&mut conn, now);
                 }
+                // Every return reaps the oldest idle connection if it idled out. One past its
+                // `gate_after` (not expired: that was closed above) is due to reap as maintenance
+                // does: the shelves too, since a thread that stopped using the pool leaves its
+                // shelved connection there.
+                let reap_all = conn.gate_after.is_some_and(|gate| now >= gate);
                 conn.gate_after = self.gate_after(conn.expires_at, now);
                 state.check_in(conn, &mut effects);
-                // Every return reaps the oldest idle connection if it idled out. A due one (see
-                // `reap_every`) reaps as maintenance does: the shelves too, since a thread that
-                // stopped using the pool leaves its shelved connection there.
-                if self.reap_due(now) {
-                    self.next_reap.store(
-                        self.since_epoch(now).saturating_add(self.reap_interval()),
-                        Relaxed,
-                    );
+                if reap_all {
                     self.unshelve_all(&mut state, &mut effects);
                     state.reap(now, self.config.min_idle, &mut effects);
                 } else {
@@ -499,9 +478,4 @@ impl<C> Drop for Gate<'_, C> {
     fn drop(&mut self) {
         self.shelves.publish(self.state.attention());
     }
-}
-
-/// `duration` in nanoseconds, saturating (584 years).
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }

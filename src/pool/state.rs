@@ -29,9 +29,9 @@ pub(crate) struct Conn<C> {
     pub(crate) raw: C,
     /// When it must be closed (creation + max lifetime - jitter).
     pub(crate) expires_at: Option<Instant>,
-    /// After this its return goes through the gate, not onto its thread's shelf: its expiry, or the
-    /// next time the pool should reap (see `Shared::reap_every`), whichever comes first. Set as it
-    /// passes the gate.
+    /// After this its return goes through the gate, not onto its thread's shelf, and reaps the pool:
+    /// its expiry, or a quarter of the idle timeout after it last passed the gate (see
+    /// `Shared::reap_every`), whichever comes first.
     pub(crate) gate_after: Option<Instant>,
     /// When it has idled out (last use + idle timeout).
     pub(crate) idle_until: Option<Instant>,
