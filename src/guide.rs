@@ -96,7 +96,9 @@
 //! * **`busy_timeout`** (`ConnectionSetup::busy_timeout`, 5 s; libsql's own default is 0) is how long
 //!   SQLite itself waits for a lock held by another connection or process.
 //! * **`health_check_bypass`** (500 ms): connections used within it are not checked. Set it to zero to
-//!   check every checkout (the older crate's behaviour, at a measurable cost).
+//!   check every checkout (the older crate's behaviour, at a measurable cost). A use that ended on the
+//!   fast path counts from its checkout, so a connection held longer than the window may be checked at
+//!   its next checkout (`PoolConfig::idle_timeout` says more).
 //! * **`min_idle`, `idle_timeout`, `max_lifetime`**: kept by the maintenance task (with a runtime
 //!   adapter) and, lazily, at checkout and return. Lifetimes are jittered by up to 2.5 % so that
 //!   connections opened together do not expire together.

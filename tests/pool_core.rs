@@ -393,19 +393,38 @@ fn idle_timeout_and_max_lifetime_close_connections() {
     assert_eq!(pool.statistics().closed.idle_timeout, 1);
     drop(conn);
 
-    let manager = TestManager::default();
-    let config = PoolConfig::builder()
-        .max_connections(2)
-        .max_lifetime(Some(Duration::from_millis(20)))
-        .build()
-        .unwrap();
-    let pool = builder(&manager, config).build().unwrap();
-    let conn = pool.get_blocking().unwrap();
-    thread::sleep(Duration::from_millis(30)); // let the lifetime pass
-    drop(conn);
-    let stats = pool.statistics();
-    assert_eq!(stats.closed.max_lifetime, 1, "closed on return");
-    assert_eq!(stats.size, 0);
+    // A connection whose lifetime ends while it is held is never handed out again. Its return onto
+    // the thread's shelf reads no clock, so the next checkout closes it; a return through the gate
+    // (FIFO reuse has no shelves) closes it at once.
+    for (order, closed_on_return) in [(ReuseOrder::Lifo, false), (ReuseOrder::Fifo, true)] {
+        let manager = TestManager::default();
+        let config = PoolConfig::builder()
+            .max_connections(2)
+            .max_lifetime(Some(Duration::from_millis(20)))
+            .reuse_order(order)
+            .build()
+            .unwrap();
+        let pool = builder(&manager, config).build().unwrap();
+        let conn = pool.get_blocking().unwrap();
+        thread::sleep(Duration::from_millis(30)); // let the lifetime pass
+        drop(conn);
+        let stats = pool.statistics();
+        assert_eq!(
+            stats.closed.max_lifetime,
+            u64::from(closed_on_return),
+            "{order:?}"
+        );
+        assert_eq!(stats.size, usize::from(!closed_on_return), "{order:?}");
+        let conn = pool.get_blocking().unwrap();
+        assert_eq!(
+            conn.id, 1,
+            "{order:?}: the expired connection was not handed out"
+        );
+        let stats = pool.statistics();
+        assert_eq!(stats.closed.max_lifetime, 1, "{order:?}");
+        assert_eq!(stats.size, 1, "{order:?}");
+        assert_eq!(manager.live(), 1, "{order:?}");
+    }
 
     let manager = TestManager::default();
     let config = PoolConfig::builder()

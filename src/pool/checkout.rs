@@ -124,6 +124,7 @@ fn ready_now<'a, M: Manager>(
             let conn = guard.conn.as_mut().expect("a guard holds its connection");
             shared.take_in_hand(conn, now);
             if shared.expired(conn, now).is_none() && !shared.needs_validation(conn, now) {
+                shared.lend(conn, now);
                 Ok(guard)
             } else {
                 Err(Slot::Ready(guard))
@@ -265,8 +266,12 @@ async fn finish<'a, M: Manager>(
                 shared.take_in_hand(conn, now);
                 let reason = match shared.expired(conn, now) {
                     Some(reason) => reason,
-                    None if !shared.needs_validation(conn, now) => return Ok(guard),
-                    None if shared.validate(&mut conn.raw, timed).await => return Ok(guard),
+                    None if !shared.needs_validation(conn, now)
+                        || shared.validate(&mut conn.raw, timed).await =>
+                    {
+                        shared.lend(conn, now);
+                        return Ok(guard);
+                    }
                     None => CloseReason::HealthCheck,
                 };
                 replace(shared, guard, reason)?

@@ -61,11 +61,19 @@ pub struct PoolConfig {
     /// one the pool keeps), by returns (at least one every quarter of this reaps the idle list and the
     /// threads' shelves), and by the maintenance task. Default 300 s; `None` keeps
     /// them.
+    ///
+    /// A use counts from its checkout until its return records its end. A return onto the thread's
+    /// shelf (LIFO reuse, see [`pool`](super)) reads no clock, so there the checkout stands: a connection
+    /// held longer than this is replaced at its next checkout, and one held longer than
+    /// [`health_check_bypass`](Self::health_check_bypass) is checked.
     pub idle_timeout: Option<Duration>,
     /// A connection is closed once it is this old (minus up to 2.5 % random jitter, so that connections
-    /// opened together do not all expire together). Default 30 min; `None` keeps them.
+    /// opened together do not all expire together), and never handed out after that: at its return
+    /// through the pool's queue, else at its next checkout, or by maintenance. Default 30 min; `None`
+    /// keeps them.
     pub max_lifetime: Option<Duration>,
-    /// A connection used within this window is handed out without a health check. Default 500 ms.
+    /// A connection used within this window is handed out without a health check (HikariCP's
+    /// `aliveBypassWindowMs`). Default 500 ms.
     pub health_check_bypass: Duration,
     /// Report a connection held longer than this as a suspected leak, with the holder's source location.
     /// Default `None` (off).

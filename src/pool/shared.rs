@@ -43,9 +43,9 @@ pub(crate) struct Shared<M: Manager> {
     /// Notified when a waiter's deadline comes before the one the timeout task sleeps towards.
     pub(crate) deadlines: Event,
     jitter: AtomicU64,
-    /// Returns that rest on a shelf skip the gate, where idle connections are reaped: a connection's
-    /// return goes through it instead at least every quarter of the idle timeout (`Conn::gate_after`;
-    /// `None`: no idle timeout), and that return reaps the whole pool.
+    /// Returns that rest on a shelf skip the gate, where idle connections are reaped: a checkout sends a
+    /// connection's return through it instead at least every quarter of the idle timeout
+    /// (`Conn::gate_after`; `None`: no idle timeout), and that return reaps the whole pool.
     reap_every: Option<Duration>,
     /// How long to stop nudging waiters after a spinner was descheduled.
     pub(crate) spin_backoff: SpinBackoff,
@@ -224,9 +224,18 @@ impl<M: Manager> Shared<M> {
             idle_until: None,
             trusted_until: now,
             in_hand: false,
+            may_shelve: false,
         });
-        self.touch(&mut conn, now);
+        self.lend(&mut conn, now);
         conn
+    }
+
+    /// Records a checkout of `conn` at `now`, the start of a use: its idle timeout and health-check
+    /// window count from here until a return through the gate records the use's end. While its
+    /// `gate_after` has not come, its return may then rest on a shelf with no clock read.
+    pub(crate) fn lend(&self, conn: &mut Conn<M::Connection>, now: Instant) {
+        self.touch(conn, now);
+        conn.may_shelve = conn.gate_after.is_none_or(|gate| now < gate);
     }
 
     /// Records a use of `conn` at `now`.
@@ -310,21 +319,17 @@ impl<M: Manager> Shared<M> {
         .unwrap_or(false);
         // A connection whose checkout did not finish (a cancelled health check, say) keeps the
         // deadlines of its last real use: it is not touched, and never shelved.
-        let mut now = None;
-        if healthy && handed_out && lease.is_none() && self.shelves.open() {
-            let at = *now.insert(Instant::now());
-            if conn.gate_after.is_none_or(|gate| at < gate) {
-                self.touch(&mut conn, at);
-                // It takes its thread's shelf. What the shelf held before, and the connection itself if
-                // someone started to wait meanwhile, go through the gate, their deadlines current.
-                for conn in self.shelves.shelve(conn) {
-                    self.return_to_gate(conn, true, None, Some(at), false);
-                }
-                let _ = catch_unwind(AssertUnwindSafe(|| manager.after_return()));
-                return;
+        if healthy && handed_out && lease.is_none() && conn.may_shelve && self.shelves.open() {
+            // It takes its thread's shelf, its deadlines counted from its checkout. What the shelf held
+            // before, and the connection itself if someone started to wait meanwhile, go through the
+            // gate, their deadlines current.
+            for conn in self.shelves.shelve(conn) {
+                self.return_to_gate(conn, true, None, None, false);
             }
+            let _ = catch_unwind(AssertUnwindSafe(|| manager.after_return()));
+            return;
         }
-        self.return_to_gate(conn, healthy, lease, now, handed_out);
+        self.return_to_gate(conn, healthy, lease, None, handed_out);
         let _ = catch_unwind(AssertUnwindSafe(|| manager.after_return()));
     }
 

@@ -19,7 +19,8 @@
 //!   gate, which closes what it must; a return that shelved meanwhile sees the word and takes its
 //!   connection back. Growing and maintenance empty the shelves too. A shelved connection's idle
 //!   timeout and lifetime are checked by the checkout that takes it, like an idle one's, and by each
-//!   round of maintenance.
+//!   round of maintenance. A return onto a shelf reads no clock: the connection's deadlines count from
+//!   its checkout, which also decides whether its return may rest on a shelf (`Shared::lend`).
 //!
 //! Shelves are off with FIFO reuse (which promises to spread use over all connections) and with leak
 //! detection (whose leases live under the lock).

@@ -29,9 +29,9 @@ pub(crate) struct Conn<C> {
     pub(crate) raw: C,
     /// When it must be closed (creation + max lifetime - jitter).
     pub(crate) expires_at: Option<Instant>,
-    /// After this its return goes through the gate, not onto its thread's shelf, and reaps the pool:
-    /// its expiry, or a quarter of the idle timeout after it last passed the gate (see
-    /// `Shared::reap_every`), whichever comes first.
+    /// A checkout after this sends its return through the gate, not onto its thread's shelf, and that
+    /// return reaps the pool: its expiry, or a quarter of the idle timeout after it last passed the
+    /// gate (see `Shared::reap_every`), whichever comes first.
     pub(crate) gate_after: Option<Instant>,
     /// When it has idled out (last use + idle timeout).
     pub(crate) idle_until: Option<Instant>,
@@ -41,6 +41,9 @@ pub(crate) struct Conn<C> {
     /// `trusted_until` are stale until the new holder records the use (see `Shared::take_in_hand`).
     /// Idle connections are never in hand.
     pub(crate) in_hand: bool,
+    /// Its next return may rest on its thread's shelf without reading the clock: set at each checkout,
+    /// which records the use, while `gate_after` had not come (see `Shared::lend`).
+    pub(crate) may_shelve: bool,
 }
 
 impl<C> Conn<C> {
