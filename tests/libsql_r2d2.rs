@@ -101,6 +101,15 @@ fn remote_databases_are_refused() {
     {
         let database =
             block_on(LibsqlDatabase::open("libsql://example.invalid", Some(""))).unwrap();
+        // Wrapped as a caller's `libsql::Database`, its kind is probed (a panic on every checkout
+        // otherwise: its connections need tokio).
+        let wrapped = || LibsqlDatabase::from_libsql(database.libsql().clone());
+        let error = LibsqlConnectionManager::new(wrapped()).unwrap_err();
+        assert!(error.to_string().contains("local databases"), "{error}");
+        let error = memory_storage_turso::libsql::LanedPool::builder(wrapped())
+            .build()
+            .unwrap_err();
+        assert!(error.to_string().contains("local databases"), "{error}");
         let error = LibsqlConnectionManager::new(database).unwrap_err();
         assert!(error.to_string().contains("local databases"), "{error}");
     }

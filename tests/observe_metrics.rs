@@ -360,3 +360,34 @@ fn the_maintenance_task_publishes_the_gauges() {
     drop(held);
     wait_until("the task publishes 2 idle", || gauges() == (2, 0, 2, 3));
 }
+
+/// Laned pools (and storages) of one process publish under their own names, so that neither their
+/// gauges nor their counters mix.
+#[cfg(feature = "libsql")]
+#[test]
+fn named_lanes_publish_apart() {
+    use memory_storage_turso::libsql::{LanedPool, LibsqlDatabase};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let laned = |name: &str| {
+        metrics::with_local_recorder(&recorder, || {
+            LanedPool::builder(LibsqlDatabase::open_memory().unwrap())
+                .name(name)
+                .readers(2)
+                .build()
+                .unwrap()
+        })
+    };
+    let (a, b) = (laned("a"), laned("b"));
+    let held = a.read_blocking().unwrap();
+    drop(b.read_blocking().unwrap());
+    a.read_pool().record_metrics();
+    b.read_pool().record_metrics();
+    let metrics = Metrics::taken(&snapshotter);
+    assert_agree(&metrics, "a.read", &a.statistics().read);
+    assert_agree(&metrics, "b.read", &b.statistics().read);
+    assert_eq!(metrics.gauge(IN_USE, "a.read"), 1);
+    assert_eq!(metrics.gauge(IN_USE, "b.read"), 0);
+    assert_eq!(metrics.counter(CHECKOUTS, "b.read", &[]), 1);
+    drop(held);
+}

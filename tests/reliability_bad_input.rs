@@ -7,9 +7,10 @@
 //! The groups: pool and storage settings (zeros, `min_idle > max`, huge values, durations that
 //! would overflow `Instant` arithmetic); URLs and tokens (every kind of scheme, loopback and remote
 //! plain http, blank, control characters, too long); file paths (a missing directory, a directory,
-//! a read-only file, a file that is not a database, a locked database); and record payloads (SQL
-//! injection, a 10 MB description, NUL and Unicode in every text field, NaN and infinite scores,
-//! duplicate ids, missing ids).
+//! a read-only file, a file that is not a database, a locked database); runtimes (a tokio runtime
+//! without timers, a remote database on another adapter or polled outside tokio); and record
+//! payloads (SQL injection, a 10 MB description, NUL and Unicode in every text field, NaN and
+//! infinite scores, JSON nested too deep to read back, duplicate ids, missing ids).
 #![cfg(all(unix, feature = "libsql", feature = "tokio"))]
 
 mod storage_support;
@@ -276,6 +277,25 @@ fn without(
         removed += before - rows.len();
     }
     (contents, removed)
+}
+
+/// `expect` with the `remote` feature; without it, the typed error every remote URL gets.
+fn if_remote(expect: Expect) -> Expect {
+    if cfg!(feature = "remote") {
+        expect
+    } else {
+        error!(
+            Failure::Storage(StorageError::Config { setting: "url", .. }),
+            "remote"
+        )
+    }
+}
+
+/// `1` inside `depth` nested arrays.
+fn nested(depth: usize) -> serde_json::Value {
+    (0..depth).fold(serde_json::Value::from(1), |inner, _| {
+        serde_json::Value::Array(vec![inner])
+    })
 }
 
 /// A storage over `url`, or why it could not be built.
@@ -860,6 +880,24 @@ fn cases() -> Vec<Case> {
         },
     ));
     cases.push(case(
+        "a tokio runtime without its time driver",
+        error!(
+            Failure::Pool(ConfigError::Runtime { .. }),
+            "cannot make timers", "enable_time()"
+        ),
+        |_| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            // Its async checkouts could never time out: the builder refuses it.
+            refused(
+                Pool::builder(LibsqlManager::new(LibsqlDatabase::open_memory().unwrap()))
+                    .runtime(Tokio::from_handle(runtime.handle().clone()))
+                    .build(),
+            )
+        },
+    ));
+    cases.push(case(
         "shutdown_blocking(Duration::MAX)",
         Expect::Accepted("nothing checked out: drained at once"),
         |_| {
@@ -970,6 +1008,15 @@ fn cases() -> Vec<Case> {
             "port"
         ),
         |_| refused(build("libsql://db.turso.io:99999", "token")),
+    ));
+    cases.push(case(
+        "remote URL with a non-ASCII path",
+        error!(
+            Failure::Storage(StorageError::Security(SecurityError::MalformedUrl { .. })),
+            "percent-encode"
+        ),
+        // The HTTP client refuses it on every call, which would read as a network outage.
+        |_| refused(build("https://db.example.com/d\u{fc}", "token")),
     ));
     cases.push(case(
         "remote URL with a non-ASCII host",
@@ -1102,20 +1149,13 @@ fn cases() -> Vec<Case> {
     }
     cases.push(case(
         "plain http to loopback, nothing listening",
-        if cfg!(feature = "remote") {
-            error!(
-                Failure::Storage(StorageError::Database {
-                    kind: DatabaseErrorKind::Network,
-                    ..
-                }),
-                "could not be reached", "Connection refused"
-            )
-        } else {
-            error!(
-                Failure::Storage(StorageError::Config { setting: "url", .. }),
-                "remote"
-            )
-        },
+        if_remote(error!(
+            Failure::Storage(StorageError::Database {
+                kind: DatabaseErrorKind::Network,
+                ..
+            }),
+            "could not be reached", "Connection refused"
+        )),
         |fx| {
             // Accepted as a URL (loopback), then the connection is refused.
             fx.runtime.block_on(async {
@@ -1126,6 +1166,40 @@ fn cases() -> Vec<Case> {
                     Ok(storage) => storage.health_check().await,
                     Err(error) => Err(error),
                 })
+            })
+        },
+    ));
+
+    cases.push(case(
+        "a remote database on the Blocking adapter",
+        if_remote(error!(
+            Failure::Storage(StorageError::Config {
+                setting: "runtime",
+                ..
+            }),
+            "runs on tokio", "Tokio adapter"
+        )),
+        // libsql's HTTP client needs tokio's reactor: without it every call would panic.
+        |_| refused(build("http://127.0.0.1:1", "token")),
+    ));
+    cases.push(case(
+        "a remote call polled outside the Tokio adapter's runtime",
+        if_remote(error!(
+            Failure::Storage(StorageError::Config {
+                setting: "runtime",
+                ..
+            }),
+            "outside a tokio runtime", "Handle::block_on"
+        )),
+        |fx| {
+            let storage = block_on(
+                TursoStorage::builder("http://127.0.0.1:1", "token")
+                    .runtime(Tokio::from_handle(fx.runtime.handle().clone()))
+                    .build(),
+            );
+            refused(match storage {
+                Ok(storage) => block_on(storage.health_check()),
+                Err(error) => Err(error),
             })
         },
     ));
@@ -1320,6 +1394,40 @@ fn cases() -> Vec<Case> {
             fx.store(fx.storage.delete_episode(episode.episode_id))
                 .unwrap();
             unchanged()
+        },
+    ));
+    cases.push(case(
+        "a step's parameters nested 101 levels deep",
+        error!(
+            Failure::Storage(StorageError::InvalidValue {
+                field: "episode step parameters",
+                ..
+            }),
+            "nested more than 100 levels", "could not be read back"
+        ),
+        |fx| {
+            let mut episode = full_episode(82, TaskType::Other, context("deep", None));
+            episode.steps[0].parameters = nested(101);
+            refused(fx.store(fx.storage.store_episode(&episode)))
+        },
+    ));
+    cases.push(case(
+        "a step's parameters nested 100 levels deep",
+        Expect::Accepted("stored, and read back whole"),
+        |fx| {
+            let mut episode = full_episode(83, TaskType::Other, context("deep", None));
+            episode.steps[0].parameters = nested(100);
+            fx.store(fx.storage.store_episode(&episode)).unwrap();
+            assert_eq!(
+                fx.store(fx.storage.get_episode(episode.episode_id))
+                    .unwrap(),
+                Some(episode.clone())
+            );
+            let listed = fx
+                .store(fx.storage.query_episodes(&EpisodeQuery::default()))
+                .unwrap();
+            assert!(listed.iter().any(|e| e.episode_id == episode.episode_id));
+            added([episode.episode_id])
         },
     ));
     cases.push(case(

@@ -302,6 +302,22 @@ impl LibsqlDatabase {
         self.kind
     }
 
+    /// Refuses a remote database or an embedded replica for `what`, which runs only on local SQLite.
+    /// A caller's `libsql::Database` ([`DatabaseKind::Unknown`]) is probed, without I/O, through one
+    /// connection.
+    pub(crate) fn require_local(&self, what: &str, instead: &str) -> Result<()> {
+        let kind = match self.kind {
+            DatabaseKind::Unknown => self.connect()?.probe_kind(),
+            kind => kind,
+        };
+        if matches!(kind, DatabaseKind::Remote | DatabaseKind::Replica) {
+            return Err(LibsqlError::Unsupported(format!(
+                "{what} are for local databases, and this is a {kind:?} database: {instead}"
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether this layer switched the file to WAL.
     pub fn is_wal(&self) -> bool {
         self.wal

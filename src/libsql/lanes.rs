@@ -27,7 +27,7 @@ use libsql::params::IntoParams;
 use super::checkpoint::{Checkpointer, DEFAULT_CHECKPOINT_AFTER_CHANGES};
 use super::connection::TransactionMode;
 use super::database::LibsqlDatabase;
-use super::error::{LibsqlError, Result};
+use super::error::Result;
 use super::group_commit::GroupCommit;
 use super::manager::LibsqlManager;
 use super::setup::ConnectionSetup;
@@ -97,7 +97,7 @@ pub struct LaneStatistics {
     /// Transactions (groups) those statements ran in; `grouped_statements / group_commits` is the
     /// average group.
     pub group_commits: u64,
-    /// Of the grouped statements, those that failed with [`LibsqlError::NotCommitted`] because their
+    /// Of the grouped statements, those that failed with [`LibsqlError::NotCommitted`](super::LibsqlError::NotCommitted) because their
     /// group was rolled back (each is also a `tracing` warning, feature `tracing`).
     pub group_not_committed: u64,
     /// Statements queued for the next group now (their leader waits for the write lane, or runs the
@@ -117,6 +117,7 @@ pub struct LanedPoolBuilder {
     config: PoolConfig,
     checkpoint_after_changes: u64,
     runtime: Option<ApplyRuntime>,
+    name: Option<String>,
 }
 
 impl LanedPool {
@@ -130,6 +131,7 @@ impl LanedPool {
             config: PoolConfig::default(),
             checkpoint_after_changes: DEFAULT_CHECKPOINT_AFTER_CHANGES,
             runtime: None,
+            name: None,
         }
     }
 
@@ -137,7 +139,7 @@ impl LanedPool {
     /// [`transaction`](super::LibsqlConnection::transaction) begins with `BEGIN IMMEDIATE`.
     ///
     /// # Errors
-    /// A checkout error ([`LibsqlError::Pool`]): a timeout, a closed pool, or no runtime adapter.
+    /// A checkout error ([`LibsqlError::Pool`](super::LibsqlError::Pool)): a timeout, a closed pool, or no runtime adapter.
     pub async fn write(&self) -> Result<LibsqlPooledConnection> {
         Ok(self.write.get().await?)
     }
@@ -176,8 +178,8 @@ impl LanedPool {
     /// ```
     ///
     /// # Errors
-    /// The statement's own error (it alone is undone); [`LibsqlError::NotCommitted`] when its group
-    /// was rolled back; [`LibsqlError::Unsupported`] for transaction control (`BEGIN`, `COMMIT`…);
+    /// The statement's own error (it alone is undone); [`LibsqlError::NotCommitted`](super::LibsqlError::NotCommitted) when its group
+    /// was rolled back; [`LibsqlError::Unsupported`](super::LibsqlError::Unsupported) for transaction control (`BEGIN`, `COMMIT`…);
     /// a checkout error of the write lane.
     pub async fn execute(&self, sql: &str, params: impl IntoParams) -> Result<u64> {
         self.group_commit.execute(&self.write, sql, params).await
@@ -296,6 +298,24 @@ impl LanedPoolBuilder {
         self
     }
 
+    /// Names the lanes `"{name}.write"` and `"{name}.read"` (default `"write"` and `"read"`): the `pool`
+    /// label of their metrics and the `pool` field of their spans. Give each laned pool of a process a
+    /// name of its own, or their metrics add up under one label.
+    ///
+    /// ```
+    /// # use memory_storage_turso::libsql::{LanedPool, LibsqlDatabase};
+    /// let lanes = LanedPool::builder(LibsqlDatabase::open_memory().unwrap())
+    ///     .name("episodes")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(lanes.write_pool().name(), "episodes.write");
+    /// assert_eq!(lanes.read_pool().name(), "episodes.read");
+    /// ```
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
     /// The runtime adapter both lanes use for async checkouts and maintenance.
     pub fn runtime<R: Runtime>(mut self, runtime: R) -> Self {
         self.runtime = Some(Box::new(move |builder| builder.runtime(runtime.clone())));
@@ -305,20 +325,13 @@ impl LanedPoolBuilder {
     /// Builds both lanes.
     ///
     /// # Errors
-    /// [`LibsqlError::Unsupported`] for a remote database or an embedded replica;
-    /// [`LibsqlError::Config`] for a bad configuration or 0 readers.
+    /// [`LibsqlError::Unsupported`](super::LibsqlError::Unsupported) for a remote database or an embedded replica;
+    /// [`LibsqlError::Config`](super::LibsqlError::Config) for a bad configuration or 0 readers.
     pub fn build(self) -> Result<LanedPool> {
-        use super::database::DatabaseKind;
-        if matches!(
-            self.database.kind(),
-            DatabaseKind::Remote | DatabaseKind::Replica
-        ) {
-            return Err(LibsqlError::Unsupported(format!(
-                "write and read lanes are for local databases; {:?} databases order writes on the \
-                 server, so use a plain Pool<LibsqlManager>",
-                self.database.kind()
-            )));
-        }
+        self.database.require_local(
+            "write and read lanes",
+            "the server orders its writes, so use a plain Pool<LibsqlManager>",
+        )?;
         let manager = LibsqlManager::new(self.database.clone())
             .setup(self.setup.clone())
             .statement_cache_capacity(self.statement_cache_capacity);
@@ -344,12 +357,16 @@ impl LanedPoolBuilder {
         })
     }
 
-    /// One lane: a pool named `name` (its metrics' `pool` label) of `size` connections.
-    fn lane(&self, name: &str, manager: LibsqlManager, size: usize) -> Result<LibsqlPool> {
+    /// One lane: a pool named after `lane` (its metrics' `pool` label) of `size` connections.
+    fn lane(&self, lane: &str, manager: LibsqlManager, size: usize) -> Result<LibsqlPool> {
         let mut config = self.config.clone();
         config.max_connections = size;
         config.min_idle = config.min_idle.min(size);
-        let mut builder = Pool::builder(manager).config(config).name(name);
+        let name = match &self.name {
+            Some(prefix) => format!("{prefix}.{lane}"),
+            None => lane.to_owned(),
+        };
+        let mut builder = Pool::builder(manager).config(config).name(&name);
         if let Some(apply) = &self.runtime {
             builder = apply(builder);
         }

@@ -56,17 +56,10 @@ impl LibsqlConnectionManager {
     /// need an async runtime that r2d2 does not have.
     pub fn new(database: impl Into<Arc<LibsqlDatabase>>) -> Result<Self> {
         let database = database.into();
-        use super::database::DatabaseKind;
-        if matches!(
-            database.kind(),
-            DatabaseKind::Remote | DatabaseKind::Replica
-        ) {
-            return Err(LibsqlError::Unsupported(format!(
-                "the r2d2 facade is for local databases; a {:?} database needs an async runtime: use \
-                 Pool<LibsqlManager> with a runtime adapter",
-                database.kind()
-            )));
-        }
+        database.require_local(
+            "r2d2 connections",
+            "its connections need an async runtime, so use Pool<LibsqlManager> with a runtime adapter",
+        )?;
         Ok(Self {
             manager: LibsqlManager::new(database),
             health_check_bypass: PoolConfig::default().health_check_bypass,

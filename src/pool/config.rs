@@ -134,6 +134,12 @@ pub enum ConfigError {
         /// The configured value.
         value: Duration,
     },
+    /// The runtime adapter cannot run timers here (see [`Runtime::check_timers`](crate::rt::Runtime::check_timers)).
+    #[error("the runtime adapter cannot time checkouts: {problem}")]
+    Runtime {
+        /// What is missing, and how to add it.
+        problem: String,
+    },
 }
 
 impl ConfigError {
@@ -147,6 +153,7 @@ impl ConfigError {
             ConfigError::ZeroDuration { field } | ConfigError::DurationTooLong { field, .. } => {
                 field
             }
+            ConfigError::Runtime { .. } => "runtime",
         }
     }
 }

@@ -336,7 +336,7 @@ pub struct PoolBuilder<M: Manager> {
 impl<M: Manager> PoolBuilder<M> {
     /// Names the pool: the `pool` label of its metrics and the `pool` field of its spans and events.
     /// Default `"default"`; give each pool of a process its own name (the libSQL lanes are `"write"`
-    /// and `"read"`).
+    /// and `"read"`, or `"{name}.write"` and `"{name}.read"` with `LanedPoolBuilder::name`).
     pub fn name(mut self, name: &str) -> Self {
         self.name = Arc::from(name);
         self
@@ -385,9 +385,15 @@ impl<M: Manager> PoolBuilder<M> {
     /// maintenance task, which opens `min_idle` connections right away.
     ///
     /// # Errors
-    /// A [`ConfigError`] naming the first bad field.
+    /// A [`ConfigError`] naming the first bad field; [`ConfigError::Runtime`] for a runtime adapter
+    /// whose timers cannot run (a tokio runtime built without its time driver).
     pub fn build(self) -> Result<Pool<M>, ConfigError> {
         self.config.validate()?;
+        if let Some(runtime) = &self.runtime {
+            runtime
+                .check_timers()
+                .map_err(|problem| ConfigError::Runtime { problem })?;
+        }
         let shared = Arc::new(Shared::new(
             self.manager,
             self.config,

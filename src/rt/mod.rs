@@ -59,6 +59,16 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static;
+
+    /// Checks that [`sleep`](Self::sleep) works here. A pool's builder calls it once and refuses an
+    /// adapter whose timers cannot run, since its async checkouts could then never time out. The
+    /// default finds nothing wrong.
+    ///
+    /// # Errors
+    /// What is missing, and how to add it.
+    fn check_timers(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The object-safe part of [`Runtime`] that the pool keeps behind an `Arc<dyn _>`, so that `Pool<M>` stays
@@ -66,6 +76,7 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 pub(crate) trait DynRuntime: Send + Sync + 'static {
     fn sleep(&self, duration: Duration) -> BoxFuture<()>;
     fn spawn(&self, future: BoxFuture<()>);
+    fn check_timers(&self) -> Result<(), String>;
 }
 
 impl<R: Runtime> DynRuntime for R {
@@ -75,6 +86,10 @@ impl<R: Runtime> DynRuntime for R {
 
     fn spawn(&self, future: BoxFuture<()>) {
         Runtime::spawn(self, future)
+    }
+
+    fn check_timers(&self) -> Result<(), String> {
+        Runtime::check_timers(self)
     }
 }
 

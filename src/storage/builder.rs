@@ -43,6 +43,7 @@ pub struct TursoStorageBuilder<R: Runtime = DefaultRuntime> {
     pool_config: PoolConfig,
     setup: ConnectionSetup,
     runtime: Result<R>,
+    name: Option<String>,
 }
 
 enum Source {
@@ -62,6 +63,7 @@ impl<R: Runtime> fmt::Debug for TursoStorageBuilder<R> {
             .field("config", &self.config)
             .field("pool_config", &self.pool_config)
             .field("setup", &self.setup)
+            .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +88,7 @@ impl TursoStorageBuilder<DefaultRuntime> {
             pool_config: PoolConfig::default(),
             setup: ConnectionSetup::default(),
             runtime: default_runtime(),
+            name: None,
         }
     }
 }
@@ -112,6 +115,15 @@ impl<R: Runtime> TursoStorageBuilder<R> {
         self
     }
 
+    /// Names the storage's pools, the `pool` label of their metrics: `"{name}.write"` and
+    /// `"{name}.read"` for a local database, `"{name}"` for a remote one. Without it they are
+    /// `"write"`, `"read"` and `"default"`: give each storage of a process a name of its own, or their
+    /// metrics add up under one label.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
     /// The runtime adapter (see [`rt`](crate::rt)): `Tokio` (feature `tokio`), `Smol` (feature
     /// `smol`), [`Blocking`](crate::rt::Blocking) for blocking code, or one of your own.
     pub fn runtime<R2: Runtime>(self, runtime: R2) -> TursoStorageBuilder<R2> {
@@ -121,6 +133,7 @@ impl<R: Runtime> TursoStorageBuilder<R> {
             pool_config: self.pool_config,
             setup: self.setup,
             runtime: Ok(runtime),
+            name: self.name,
         }
     }
 
@@ -177,6 +190,7 @@ impl<R: Runtime> TursoStorageBuilder<R> {
             config: self.config,
             pool_config: self.pool_config,
             setup: self.setup,
+            name: self.name,
         };
         Ok((self.source, plan))
     }
@@ -188,6 +202,7 @@ struct Plan<R> {
     config: TursoConfig,
     pool_config: PoolConfig,
     setup: ConnectionSetup,
+    name: Option<String>,
 }
 
 impl<R: Runtime> Plan<R> {
@@ -207,6 +222,9 @@ impl<R: Runtime> Plan<R> {
             .readers(readers)
             .setup(self.setup.clone())
             .config(self.pool_config.clone());
+        if let Some(name) = &self.name {
+            builder = builder.name(name);
+        }
         if !is_blocking::<R>() {
             builder = builder.runtime(self.runtime.clone());
         }
@@ -225,6 +243,9 @@ impl<R: Runtime> Plan<R> {
         config.min_idle = config.min_idle.min(max_connections);
         let manager = LibsqlManager::new(database).setup(self.setup.clone());
         let mut builder = Pool::builder(manager).config(config);
+        if let Some(name) = &self.name {
+            builder = builder.name(name);
+        }
         if !is_blocking::<R>() {
             builder = builder.runtime(self.runtime.clone());
         }
@@ -235,8 +256,11 @@ impl<R: Runtime> Plan<R> {
     /// One pool over a remote database.
     #[cfg(feature = "remote")]
     async fn remote(&self, url: &str, token: &str) -> Result<Connections> {
+        super::runtime::tokio_for_remote::<R>()?;
         let database = LibsqlDatabase::open_remote(url, token).await?;
-        self.single(database, self.max_connections(), false)
+        Ok(self
+            .single(database, self.max_connections(), false)?
+            .over_http())
     }
 
     #[cfg(not(feature = "remote"))]
@@ -259,8 +283,15 @@ impl<R: Runtime> Plan<R> {
         // Guarded if it has a SQLite handle, an embedded replica's included (see `OwnedConnection`).
         let probe = OwnedConnection::new(database.connect()?)?;
         let database = LibsqlDatabase::from_libsql(Arc::new(database));
-        if probe.probe_kind() != DatabaseKind::Unknown {
-            return self.single(database, self.max_connections(), false);
+        match probe.probe_kind() {
+            DatabaseKind::Remote => {
+                #[cfg(feature = "remote")]
+                super::runtime::tokio_for_remote::<R>()?;
+                let connections = self.single(database, self.max_connections(), false)?;
+                return Ok(connections.over_http());
+            }
+            DatabaseKind::Unknown => {}
+            _ => return self.single(database, self.max_connections(), false),
         }
         let main_file = block_on(main_file(&probe))?;
         if main_file.is_empty() {
@@ -273,6 +304,7 @@ impl<R: Runtime> Plan<R> {
                 runtime: self.runtime.clone(),
                 config: self.config.clone(),
                 setup: self.setup.clone(),
+                name: self.name.clone(),
             };
             return private.single(database, 1, true);
         }

@@ -66,6 +66,36 @@ pub(crate) fn finite(field: &'static str, value: f32) -> Result<(), StorageError
     })
 }
 
+/// The deepest nesting of arrays and objects a free-form JSON value (a step's `parameters`) may have.
+/// serde_json reads no deeper than 128 levels, counted from the stored document (the steps array and
+/// the step object are two of them): a value stored deeper could never be read back.
+pub(crate) const MAX_JSON_DEPTH: usize = 100;
+
+/// Checks that a free-form JSON value nests no deeper than [`MAX_JSON_DEPTH`], without recursion (a
+/// value that deep would overflow the stack of a recursive walk, serde_json's writer included).
+pub(crate) fn shallow(field: &'static str, value: &serde_json::Value) -> Result<(), StorageError> {
+    let mut pending = vec![(value, 1)];
+    while let Some((value, depth)) = pending.pop() {
+        if (value.is_array() || value.is_object()) && depth > MAX_JSON_DEPTH {
+            return Err(StorageError::InvalidValue {
+                field,
+                problem: format!(
+                    "arrays and objects are nested more than {MAX_JSON_DEPTH} levels deep, and \
+                     could not be read back: flatten the value, or store it as a JSON string"
+                ),
+            });
+        }
+        match value {
+            serde_json::Value::Array(items) => pending.extend(items.iter().map(|v| (v, depth + 1))),
+            serde_json::Value::Object(fields) => {
+                pending.extend(fields.values().map(|v| (v, depth + 1)))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Checks that a query threshold is a number: NaN is neither above nor below anything, and SQLite
 /// would bind it as `NULL`, which the queries read as "no filter".
 pub(crate) fn not_nan(field: &'static str, value: Option<f32>) -> Result<(), StorageError> {

@@ -22,6 +22,9 @@ pub(crate) struct Connections {
     /// Whether checkouts park the thread ([`Blocking`](crate::rt::Blocking) runtime) instead of
     /// awaiting.
     blocking: bool,
+    /// Whether statements go through libsql's HTTP client (a remote database), which needs tokio's
+    /// reactor in the polling thread.
+    http: bool,
     /// A connection the storage keeps open for a caller's local file, so that its WAL files live as
     /// long as the storage (databases opened by this crate keep their own).
     _anchor: Option<Arc<OwnedConnection>>,
@@ -42,6 +45,7 @@ impl Connections {
             pools: Pools::Laned(lanes),
             local: true,
             blocking,
+            http: false,
             _anchor: None,
         }
     }
@@ -51,8 +55,15 @@ impl Connections {
             pools: Pools::Single(pool),
             local,
             blocking,
+            http: false,
             _anchor: None,
         }
+    }
+
+    /// Marks the database as remote: reached through libsql's HTTP client.
+    pub(crate) fn over_http(mut self) -> Self {
+        self.http = true;
+        self
     }
 
     pub(crate) fn with_anchor(mut self, anchor: OwnedConnection) -> Self {
@@ -99,6 +110,17 @@ impl Connections {
     }
 
     async fn checkout(&self, pool: &LibsqlPool) -> Result<LibsqlPooledConnection, StorageError> {
+        #[cfg(feature = "tokio")]
+        if self.http && tokio::runtime::Handle::try_current().is_err() {
+            return Err(StorageError::Config {
+                setting: "runtime",
+                problem: String::from(
+                    "this storage's database is reached through libsql's HTTP client, which needs \
+                     tokio's reactor, and this call runs outside a tokio runtime: call it from a \
+                     task of that runtime, or through Handle::block_on",
+                ),
+            });
+        }
         let conn = if self.blocking {
             pool.get_blocking()
         } else {

@@ -12,8 +12,8 @@ use crate::libsql::{block_on, offload, LibsqlConnection};
 use crate::rt::Runtime;
 
 use super::codec::{
-    finite, from_json, from_optional_json, from_text, limit, millis, text, timestamp, to_json,
-    to_optional_json,
+    finite, from_json, from_optional_json, from_text, limit, millis, shallow, text, timestamp,
+    to_json, to_optional_json,
 };
 use super::error::Result;
 use super::model::{Episode, EpisodeQuery};
@@ -172,6 +172,9 @@ impl EpisodeRow {
             ] {
                 finite(field, value)?;
             }
+        }
+        for step in &episode.steps {
+            shallow("episode step parameters", &step.parameters)?;
         }
         Ok(EpisodeRow {
             episode_id: episode.episode_id.to_string(),

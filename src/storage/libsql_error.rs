@@ -84,7 +84,13 @@ fn kind_of_hrana_message(message: &str) -> DatabaseErrorKind {
     let server_error = message
         .strip_prefix("api error: `status=5")
         .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
-    if server_error || message.starts_with("http error") || message.starts_with("stream closed") {
+    // `http::Error` is the HTTP client refusing to build the request (a bad URI, say): no retry helps.
+    if message.starts_with("http error: `http::Error(") {
+        DatabaseErrorKind::Other
+    } else if server_error
+        || message.starts_with("http error")
+        || message.starts_with("stream closed")
+    {
         DatabaseErrorKind::Network
     } else if message.starts_with("stream error") || message.starts_with("cursor error") {
         DatabaseErrorKind::Sql
@@ -131,6 +137,7 @@ mod tests {
     fn hrana_messages() {
         for (message, kind) in [
             ("http error: `hyper::Error(Connect, ConnectError(\"tcp connect error\"))`", Network),
+            ("http error: `http::Error(InvalidUri(InvalidUriChar))`", Other),
             ("stream closed: `eof`", Network),
             ("api error: `status=503 Service Unavailable, body=`", Network),
             ("api error: `status=401 Unauthorized, body=`", Other),

@@ -48,6 +48,23 @@ pub(crate) fn default_runtime() -> Result<DefaultRuntime, StorageError> {
     }
 }
 
+/// Refuses an adapter other than [`Tokio`](crate::rt::Tokio) for a remote database, whose calls go
+/// through libsql's HTTP client and need tokio's reactor.
+#[cfg(feature = "remote")]
+pub(crate) fn tokio_for_remote<R: Runtime>() -> Result<(), StorageError> {
+    if std::any::TypeId::of::<R>() == std::any::TypeId::of::<crate::rt::Tokio>() {
+        return Ok(());
+    }
+    Err(StorageError::Config {
+        setting: "runtime",
+        problem: String::from(
+            "a remote database is reached through libsql's HTTP client, which runs on tokio: use \
+             the Tokio adapter (the default with feature `tokio`), and call the storage inside that \
+             tokio runtime",
+        ),
+    })
+}
+
 /// Whether `R` is the [`Blocking`] adapter. Its timer parks the polling thread, so a storage on it
 /// checks connections out with the pools' blocking calls (parked on a deadline), never with their
 /// async ones (whose timeout would park the thread for the whole timeout).

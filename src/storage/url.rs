@@ -227,6 +227,14 @@ fn parse_remote(
         .find(['/', '?', '#'])
         .unwrap_or(after_slashes.len());
     let (authority, tail) = after_slashes.split_at(authority_end);
+    // What a URI's path or query cannot hold: the HTTP client would refuse it on every call, long after
+    // this (the host is checked below, with a hint of its own).
+    if tail.contains(|c: char| !c.is_ascii() || "\"<>\\^`{|}".contains(c)) {
+        return Err(malformed(
+            "the path or query of a remote URL can hold only the ASCII characters that URIs allow: \
+             percent-encode the others (ü is %C3%BC)",
+        ));
+    }
     if authority.contains('@') {
         return Err(SecurityError::CredentialsInUrl {
             what: "user information before @",
