@@ -79,9 +79,10 @@
 //! # Remote databases and embedded replicas
 //!
 //! The `remote` feature adds `libsql://` and `https://` databases (and `http://` for loopback servers),
-//! over libsql's HTTP client, which runs on tokio: a remote storage takes the `Tokio` adapter (the
-//! builder refuses another), and its calls must run inside that runtime (a call from outside fails
-//! with a `Config` error rather than a panic in the client). Remote databases need no lanes (the server orders
+//! over libsql's HTTP client, which runs on tokio: a remote storage (or one over an embedded replica,
+//! whose writes go to its primary) takes the `Tokio` adapter (the builder refuses another), and its
+//! calls must run inside that runtime, built with `enable_all()` (a call from outside fails with a
+//! `Config` error rather than a panic in the client). Remote databases need no lanes (the server orders
 //! writes), so they get one pool; a health check costs a round trip (about 1.4 ms on loopback), which
 //! is why it runs only on connections idle longer than `health_check_bypass`. Connections that come back
 //! inside a transaction are closed rather than rolled back over the network. The `replica` feature adds

@@ -181,7 +181,6 @@ fn workload_of_this_crate() {
     // storage.
     #[cfg(feature = "replica")]
     {
-        use memory_storage_turso::rt::Blocking;
         use memory_storage_turso::storage::TursoStorageBuilder;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -198,12 +197,15 @@ fn workload_of_this_crate() {
         .unwrap();
         block_on(old.get_blocking().unwrap().query("SELECT 1", ())).unwrap();
         drop(old);
-        let storage = block_on(
-            TursoStorageBuilder::from_database(replica("storage-replica.db"))
-                .runtime(Blocking)
-                .build(),
-        )
-        .unwrap();
+        // A replica's writes go to its primary through libsql's HTTP client: it takes the Tokio adapter.
+        let tokio = memory_storage_turso::rt::Tokio::from_handle(runtime.handle().clone());
+        let storage = runtime
+            .block_on(
+                TursoStorageBuilder::from_database(replica("storage-replica.db"))
+                    .runtime(tokio)
+                    .build(),
+            )
+            .unwrap();
         drop(storage);
     }
 }

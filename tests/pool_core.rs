@@ -472,6 +472,36 @@ fn returns_through_a_shelf_still_reap_idled_out_connections() {
     assert_eq!(manager.live(), 1);
 }
 
+/// When every connection expires before its return is due to reap (max lifetime under a quarter of
+/// the idle timeout), the closes of expired connections reap instead: a connection a departed thread
+/// left on its shelf does not outlive its lifetime, with no runtime adapter.
+#[test]
+fn expiring_connections_reap_the_shelves_when_returns_never_do() {
+    let manager = TestManager::default();
+    let config = PoolConfig::builder()
+        .max_connections(4)
+        .idle_timeout(Some(Duration::from_millis(400)))
+        .max_lifetime(Some(Duration::from_millis(20)))
+        .build()
+        .unwrap();
+    let pool = builder(&manager, config).build().unwrap();
+    let mine = pool.get_blocking().unwrap();
+    thread::scope(|s| {
+        s.spawn(|| drop(pool.get_blocking().unwrap()));
+    });
+    drop(mine);
+    assert_eq!(manager.live(), 2, "one on each thread's shelf");
+    // This thread keeps using its own, which expires (and is replaced) again and again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while manager.live() > 1 {
+        assert!(Instant::now() < deadline, "{:?}", pool.statistics());
+        drop(pool.get_blocking().unwrap());
+    }
+    let stats = pool.statistics();
+    assert_eq!(stats.size, 1, "{stats:?}");
+    assert!(stats.closed.max_lifetime >= 1, "{stats:?}");
+}
+
 #[test]
 fn the_idle_timeout_spares_min_idle_at_checkout_too() {
     let manager = TestManager::default();

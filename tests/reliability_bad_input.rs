@@ -883,7 +883,7 @@ fn cases() -> Vec<Case> {
         "a tokio runtime without its time driver",
         error!(
             Failure::Pool(ConfigError::Runtime { .. }),
-            "cannot make timers", "enable_time()"
+            "no time driver", "enable_time()"
         ),
         |_| {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -1201,6 +1201,31 @@ fn cases() -> Vec<Case> {
                 Ok(storage) => block_on(storage.health_check()),
                 Err(error) => Err(error),
             })
+        },
+    ));
+
+    #[cfg(feature = "replica")]
+    cases.push(case(
+        "an embedded replica on the Blocking adapter",
+        error!(
+            Failure::Storage(StorageError::Config {
+                setting: "runtime",
+                ..
+            }),
+            "embedded replica", "Tokio adapter"
+        ),
+        // Its writes go to the primary through libsql's HTTP client, which needs tokio's reactor.
+        |fx| {
+            let dir = tempfile::tempdir().unwrap();
+            let replica = fx
+                .runtime
+                .block_on(libsql::Builder::new_local_replica(dir.path().join("r.db")).build())
+                .unwrap();
+            refused(block_on(
+                memory_storage_turso::storage::TursoStorageBuilder::from_database(replica)
+                    .runtime(Blocking)
+                    .build(),
+            ))
         },
     ));
 

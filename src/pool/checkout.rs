@@ -274,7 +274,7 @@ async fn finish<'a, M: Manager>(
                     }
                     None => CloseReason::HealthCheck,
                 };
-                replace(shared, guard, reason)?
+                replace(shared, guard, reason, now)?
             }
             Slot::Create(permit) => {
                 let raw = shared.open().await?;
@@ -287,16 +287,21 @@ async fn finish<'a, M: Manager>(
 }
 
 /// Closes the guard's connection for `reason` and fills the same slot with another idle connection, or
-/// with the right to open one.
+/// with the right to open one. A connection closed for its age reaps the pool first (see
+/// `Shared::reap_all`).
 fn replace<'a, M: Manager>(
     shared: &'a Arc<Shared<M>>,
     mut guard: PooledConnection<M>,
     reason: CloseReason,
+    now: Instant,
 ) -> Result<Slot<'a, M>, PoolError<M::Error>> {
     let old = guard.conn.take().expect("a guard holds its connection");
     let mut effects = Effects::default();
     effects.close.push((old.raw, reason));
     let mut state = shared.lock();
+    if matches!(reason, CloseReason::MaxLifetime | CloseReason::IdleTimeout) {
+        shared.reap_all(&mut state, now, &mut effects);
+    }
     let grant = state.replace(shared.config.reuse_order, &mut effects);
     // On a closed pool the slot was released: that may have been the last one `shutdown` waits for.
     let drained = state.closed && state.in_use + state.connecting == 0;

@@ -58,19 +58,21 @@ pub struct PoolConfig {
     pub min_idle: usize,
     /// An idle connection beyond `min_idle` is closed after this long unused: when a checkout finds it
     /// (with `min_idle` 0; else it is kept, and health-checked if health checks are on, since it may be
-    /// one the pool keeps), by returns (at least one every quarter of this reaps the idle list and the
-    /// threads' shelves), and by the maintenance task. Default 300 s; `None` keeps
-    /// them.
+    /// one the pool keeps), by reaps of the idle list and the threads' shelves, and by the maintenance
+    /// task. A reap runs at a connection's return when a checkout found it a quarter of this past its
+    /// last return through the pool's queue, and at every close of an expired or idled-out
+    /// connection. Default 300 s; `None` keeps them.
     ///
     /// A use counts from its checkout until its return records its end. A return onto the thread's
     /// shelf (LIFO reuse, see [`pool`](super)) reads no clock, so there the checkout stands: a connection
     /// held longer than this is replaced at its next checkout, and one held longer than
     /// [`health_check_bypass`](Self::health_check_bypass) is checked.
     pub idle_timeout: Option<Duration>,
-    /// A connection is closed once it is this old (minus up to 2.5 % random jitter, so that connections
-    /// opened together do not all expire together), and never handed out after that: at its return
-    /// through the pool's queue, else at its next checkout, or by maintenance. Default 30 min; `None`
-    /// keeps them.
+    /// A connection this old (minus up to 2.5 % random jitter, so that connections opened together do
+    /// not all expire together) is never handed out again. It is closed at the first of its return
+    /// through the pool's queue, its next checkout, or a reap (see
+    /// [`idle_timeout`](Self::idle_timeout)) or round of maintenance. Default 30 min; `None` keeps
+    /// them.
     pub max_lifetime: Option<Duration>,
     /// A connection used within this window is handed out without a health check (HikariCP's
     /// `aliveBypassWindowMs`). Default 500 ms.

@@ -40,11 +40,11 @@
 //!   on a pool without an adapter fails with [`PoolError::NoRuntime`] every time, instead of waiting
 //!   forever under load.
 //! * **Maintenance** (idle timeout, max lifetime with jitter, leak detection) runs lazily as connections
-//!   are checked out and returned (a checkout that finds its connection due, at its expiry or a
-//!   quarter of the idle timeout after it last went through the gate, sends its return through the
-//!   gate instead of onto a shelf, and that return reaps the idle list and the shelves); with a
-//!   runtime adapter a background task also refills `min_idle` and reaps. It ends when the pool
-//!   closes.
+//!   are checked out and returned (a checkout that finds its connection due, a quarter of the idle
+//!   timeout after it last went through the gate, sends its return through the gate instead of onto a
+//!   shelf, and that return reaps the idle list and the shelves; so does every close of an expired or
+//!   idled-out connection); with a runtime adapter a background task also refills `min_idle` and
+//!   reaps. It ends when the pool closes.
 //!
 //! ```
 //! use memory_storage_turso::pool::{Manager, Pool, PoolConfig};

@@ -145,6 +145,21 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Returns every shelved connection through the gate (to close it, reap it, or hand it on).
+    /// Reaps as maintenance does: the shelves are emptied into the idle list, and what expired or
+    /// idled out there is closed. Runs where a connection's age showed (a return past its
+    /// `gate_after`, and every close of an expired or idled-out connection), so that a connection a
+    /// departed thread left on its shelf is closed in time without a runtime adapter, even when
+    /// every connection expires before its `gate_after` for reaping comes.
+    pub(crate) fn reap_all(
+        &self,
+        state: &mut State<M::Connection>,
+        now: Instant,
+        effects: &mut Effects<M::Connection>,
+    ) {
+        self.unshelve_all(state, effects);
+        state.reap(now, self.config.min_idle, effects);
+    }
+
     pub(crate) fn unshelve_all(
         &self,
         state: &mut State<M::Connection>,
@@ -322,7 +337,7 @@ impl<M: Manager> Shared<M> {
         if healthy && handed_out && lease.is_none() && conn.may_shelve && self.shelves.open() {
             // It takes its thread's shelf, its deadlines counted from its checkout. What the shelf held
             // before, and the connection itself if someone started to wait meanwhile, go through the
-            // gate, their deadlines current.
+            // gate as they are: their deadlines count from their checkouts too.
             for conn in self.shelves.shelve(conn) {
                 self.return_to_gate(conn, true, None, None, false);
             }
@@ -363,6 +378,7 @@ impl<M: Manager> Shared<M> {
             if conn.expires_at.is_some_and(|at| now >= at) {
                 effects.close.push((conn.raw, CloseReason::MaxLifetime));
                 state.release(false, &mut effects);
+                self.reap_all(&mut state, now, &mut effects);
             } else {
                 if used {
                     self.touch(&mut conn, now);
@@ -375,8 +391,7 @@ impl<M: Manager> Shared<M> {
                 conn.gate_after = self.gate_after(conn.expires_at, now);
                 state.check_in(conn, &mut effects);
                 if reap_all {
-                    self.unshelve_all(&mut state, &mut effects);
-                    state.reap(now, self.config.min_idle, &mut effects);
+                    self.reap_all(&mut state, now, &mut effects);
                 } else {
                     state.reap_oldest(now, self.config.min_idle, &mut effects);
                 }

@@ -31,7 +31,8 @@ pub(crate) struct Conn<C> {
     pub(crate) expires_at: Option<Instant>,
     /// A checkout after this sends its return through the gate, not onto its thread's shelf, and that
     /// return reaps the pool: its expiry, or a quarter of the idle timeout after it last passed the
-    /// gate (see `Shared::reap_every`), whichever comes first.
+    /// gate (see `Shared::reap_every`), whichever comes first. (A checkout past its expiry closes it
+    /// instead, and that close reaps: `Shared::reap_all`.)
     pub(crate) gate_after: Option<Instant>,
     /// When it has idled out (last use + idle timeout).
     pub(crate) idle_until: Option<Instant>,

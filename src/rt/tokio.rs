@@ -88,14 +88,15 @@ impl Runtime for Tokio {
     }
 
     /// tokio has no query for its time driver, and making a timer without one panics: this makes one
-    /// (the panic, if any, is caught, and printed by the panic hook).
+    /// (the panic, if any, is caught, and printed by the panic hook; under `panic = "abort"` it
+    /// aborts). It cannot tell a runtime that has shut down: keep the runtime running while its pools
+    /// are in use.
     fn check_timers(&self) -> Result<(), String> {
         let _entered = self.handle.enter();
         std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO))).map_err(|_| {
             String::from(
-                "the tokio runtime cannot make timers (it has no time driver, or it shut down), so \
-                 async checkouts could not time out: build it with `enable_time()` or \
-                 `enable_all()`, and keep it running",
+                "the tokio runtime has no time driver, so async checkouts could not time out: build \
+                 it with `enable_time()` or `enable_all()`",
             )
         })
     }

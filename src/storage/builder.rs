@@ -283,15 +283,13 @@ impl<R: Runtime> Plan<R> {
         // Guarded if it has a SQLite handle, an embedded replica's included (see `OwnedConnection`).
         let probe = OwnedConnection::new(database.connect()?)?;
         let database = LibsqlDatabase::from_libsql(Arc::new(database));
-        match probe.probe_kind() {
-            DatabaseKind::Remote => {
-                #[cfg(feature = "remote")]
-                super::runtime::tokio_for_remote::<R>()?;
-                let connections = self.single(database, self.max_connections(), false)?;
-                return Ok(connections.over_http());
-            }
-            DatabaseKind::Unknown => {}
-            _ => return self.single(database, self.max_connections(), false),
+        if probe.probe_kind() != DatabaseKind::Unknown {
+            // A remote database, or an embedded replica (whose writes go to its primary): both
+            // through libsql's HTTP client.
+            #[cfg(feature = "remote")]
+            super::runtime::tokio_for_remote::<R>()?;
+            let connections = self.single(database, self.max_connections(), false)?;
+            return Ok(connections.over_http());
         }
         let main_file = block_on(main_file(&probe))?;
         if main_file.is_empty() {

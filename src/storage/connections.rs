@@ -22,8 +22,8 @@ pub(crate) struct Connections {
     /// Whether checkouts park the thread ([`Blocking`](crate::rt::Blocking) runtime) instead of
     /// awaiting.
     blocking: bool,
-    /// Whether statements go through libsql's HTTP client (a remote database), which needs tokio's
-    /// reactor in the polling thread.
+    /// Whether statements go through libsql's HTTP client (a remote database, or an embedded replica's
+    /// writes), which needs tokio's reactor in the polling thread.
     http: bool,
     /// A connection the storage keeps open for a caller's local file, so that its WAL files live as
     /// long as the storage (databases opened by this crate keep their own).
@@ -60,7 +60,7 @@ impl Connections {
         }
     }
 
-    /// Marks the database as remote: reached through libsql's HTTP client.
+    /// Marks the database as remote (or a replica): reached through libsql's HTTP client.
     pub(crate) fn over_http(mut self) -> Self {
         self.http = true;
         self

@@ -48,8 +48,9 @@ pub(crate) fn default_runtime() -> Result<DefaultRuntime, StorageError> {
     }
 }
 
-/// Refuses an adapter other than [`Tokio`](crate::rt::Tokio) for a remote database, whose calls go
-/// through libsql's HTTP client and need tokio's reactor.
+/// Refuses an adapter other than [`Tokio`](crate::rt::Tokio) for a remote database or an embedded
+/// replica, whose calls (a replica's writes) go through libsql's HTTP client and need tokio's
+/// reactor.
 #[cfg(feature = "remote")]
 pub(crate) fn tokio_for_remote<R: Runtime>() -> Result<(), StorageError> {
     if std::any::TypeId::of::<R>() == std::any::TypeId::of::<crate::rt::Tokio>() {
@@ -58,9 +59,10 @@ pub(crate) fn tokio_for_remote<R: Runtime>() -> Result<(), StorageError> {
     Err(StorageError::Config {
         setting: "runtime",
         problem: String::from(
-            "a remote database is reached through libsql's HTTP client, which runs on tokio: use \
-             the Tokio adapter (the default with feature `tokio`), and call the storage inside that \
-             tokio runtime",
+            "a remote database (or an embedded replica's primary) is reached through libsql's HTTP \
+             client, which runs on tokio: use the Tokio adapter (the default with feature `tokio`), \
+             and call the storage inside that tokio runtime, with its IO and time drivers \
+             (`enable_all()`)",
         ),
     })
 }
