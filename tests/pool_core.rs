@@ -265,6 +265,51 @@ fn a_late_caller_cannot_take_a_connection_handed_to_a_waiter() {
     assert_eq!(waiter.join().unwrap(), 0);
 }
 
+/// Counts its wake-ups.
+#[derive(Default)]
+struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+#[test]
+fn a_waiter_polled_again_with_another_waker_is_woken_through_the_new_one() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    fn poll<F: Future>(get: &mut Pin<Box<F>>, waker: &Arc<CountingWaker>) -> Poll<F::Output> {
+        let waker = Waker::from(waker.clone());
+        get.as_mut().poll(&mut Context::from_waker(&waker))
+    }
+
+    let manager = TestManager::default();
+    let pool = builder(&manager, config(1))
+        .runtime(memory_storage_turso::rt::Smol)
+        .build()
+        .unwrap();
+    let held = pool.get_blocking().unwrap();
+    let (first, second) = (
+        Arc::new(CountingWaker::default()),
+        Arc::new(CountingWaker::default()),
+    );
+    // Queued with the first waker, then moved (as a `select!` or another executor would) and polled
+    // with the second.
+    let mut get = Box::pin(pool.get());
+    assert!(poll(&mut get, &first).is_pending());
+    assert!(poll(&mut get, &second).is_pending());
+    drop(held);
+    assert_eq!(second.0.load(SeqCst), 1, "the grant wakes the latest waker");
+    assert_eq!(first.0.load(SeqCst), 0);
+    let Poll::Ready(Ok(conn)) = poll(&mut get, &second) else {
+        panic!("the grant is there to pick up")
+    };
+    assert_eq!(conn.id, 0);
+}
+
 #[test]
 fn try_get_never_waits() {
     let manager = TestManager::default();

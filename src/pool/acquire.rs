@@ -2,15 +2,16 @@
 //!
 //! [`begin`] takes free capacity or queues the caller, under one lock. A queued caller then polls its
 //! [`Acquire`]: one `poll_grant` holds the whole state machine, and only the way to sleep differs. An
-//! async caller registers its `Waker` and returns `Pending`; a thread registers its `Thread` handle and
-//! parks with a deadline. Whoever frees capacity stores the grant in the oldest waiter's entry and wakes
-//! that waiter directly, after releasing the lock.
+//! async caller registers its `Waker` and returns `Pending`; a thread registers its parker and parks
+//! with a deadline. Whoever frees capacity stores the grant in the oldest waiter's ticket and wakes that
+//! waiter directly, after releasing the lock; the waiter takes it from its ticket without the pool's
+//! lock (see `waiters.rs`).
 //!
 //! An earlier version parked both kinds of caller on an `event-listener` listener per wait, in the idiom
 //! of `async-lock`. Measured under saturation (128 tasks on a pool of 8), listening, polling and dropping
 //! those listeners took about 12 % of a checkout, and the per-wait timer another 12 %; storing the
-//! caller's own `Waker`/`Thread` in its queue entry allocates nothing, and async deadlines are enforced by
-//! one timeout task per pool (see `timeouts.rs`) instead of a timer per wait.
+//! caller's own `Waker`/`Parker` in its ticket costs one small allocation per wait, and async deadlines
+//! are enforced by one timeout task per pool (see `timeouts.rs`) instead of a timer per wait.
 
 use std::sync::Arc;
 use std::task::Poll;
@@ -23,7 +24,7 @@ use super::parker::Parker;
 use super::shared::Shared;
 use super::state::{Effects, Grant};
 use super::stats::CloseReason;
-use super::waiters::{Ended, Sleeper, Taken};
+use super::waiters::{Ended, Sleeper, Taken, Ticket};
 
 /// Capacity held by a caller: a connection (already in its guard), or a reserved slot to open one in.
 pub(crate) enum Slot<'a, M: Manager> {
@@ -85,7 +86,7 @@ impl<M: Manager> Drop for CreatePermit<'_, M> {
 /// What a caller gets under the lock: capacity at once, or a place in the FIFO queue.
 pub(crate) enum Begin<C> {
     Granted(Grant<C>),
-    Queued(usize),
+    Queued(Ticket<C>),
 }
 
 /// Takes this thread's shelved connection if nobody queues; else, under one lock: fails on a closed
@@ -107,9 +108,8 @@ pub(crate) fn begin<M: Manager>(
     if let Some(grant) = shared.take_free(&mut state) {
         return Ok(Begin::Granted(grant));
     }
-    let key = state.waiters.enqueue(deadline);
     let thread = matches!(sleeper, Sleeper::Thread);
-    state.waiters.park(key, sleeper);
+    let ticket = state.waiters.enqueue(deadline, sleeper);
     if thread && state.waiters.len() == 1 && state.may_spin() {
         // First in line: nobody will nudge this thread, so it nudges itself and spins once before it
         // sleeps (see `Parker`).
@@ -124,54 +124,56 @@ pub(crate) fn begin<M: Manager>(
     if earlier.is_some() {
         shared.deadlines.notify(1);
     }
-    Ok(Begin::Queued(key))
+    Ok(Begin::Queued(ticket))
 }
 
 /// A queued caller waiting for its grant. Dropping it leaves the queue and passes on a grant that
 /// arrived meanwhile. Async callers poll it with their `Waker`, threads with [`wait_until`](Self::wait_until).
 pub(crate) struct Acquire<'a, M: Manager> {
     shared: &'a Arc<Shared<M>>,
-    /// Our entry in the wait queue, until the grant is picked up.
-    key: Option<usize>,
+    /// Our ticket, until the grant (or the end of the wait) is picked up.
+    ticket: Option<Ticket<M::Connection>>,
 }
 
 impl<'a, M: Manager> Acquire<'a, M> {
     /// The wait of a caller that [`begin`] queued.
-    pub(crate) fn queued(shared: &'a Arc<Shared<M>>, key: usize) -> Self {
+    pub(crate) fn queued(shared: &'a Arc<Shared<M>>, ticket: Ticket<M::Connection>) -> Self {
         Self {
             shared,
-            key: Some(key),
+            ticket: Some(ticket),
         }
     }
 
-    /// Picks up the grant if it has arrived, else registers `sleeper` to be woken.
+    /// Picks up the grant if it has arrived, else registers `sleeper` to be woken. Only a grant that
+    /// meets a closed pool takes the pool's lock, to pass it on.
     pub(crate) fn poll_grant(&mut self, sleeper: Sleeper<'_>) -> Poll<Result<Slot<'a, M>, Ended>> {
-        let key = self.key.expect("polled after completion");
-        let mut state = self.shared.lock();
-        match state.waiters.take(key) {
-            Taken::Waiting => {
-                state.waiters.park(key, sleeper);
-                Poll::Pending
-            }
+        let ticket = self.ticket.as_ref().expect("polled after completion");
+        match ticket.poll(sleeper) {
+            Taken::Waiting => Poll::Pending,
             Taken::Ended(ended) => {
-                self.key = None;
+                self.ticket = None;
                 Poll::Ready(Err(ended))
             }
-            Taken::Granted(mut grant) => {
-                self.key = None;
-                if state.closed {
-                    let mut effects = Effects::default();
-                    self.shared.settle(&mut grant);
-                    state.pass_on(grant, &mut effects);
-                    let drained = state.in_use + state.connecting == 0;
-                    drop(state);
-                    self.shared.apply_released(effects, drained);
+            Taken::Granted(grant) => {
+                self.ticket = None;
+                if self.shared.closing.is_closed() {
+                    self.pass_on(grant);
                     return Poll::Ready(Err(Ended::Closed));
                 }
-                drop(state);
                 Poll::Ready(Ok(Slot::from_grant(self.shared, grant)))
             }
         }
+    }
+
+    /// Passes on a grant this waiter will not use.
+    fn pass_on(&self, mut grant: Grant<M::Connection>) {
+        let mut effects = Effects::default();
+        self.shared.settle(&mut grant);
+        let mut state = self.shared.lock();
+        state.pass_on(grant, &mut effects);
+        let drained = state.closed && state.in_use + state.connecting == 0;
+        drop(state);
+        self.shared.apply_released(effects, drained);
     }
 
     /// Waits on this thread until the grant arrives or `deadline` passes. At the deadline a grant that
@@ -197,34 +199,24 @@ impl<'a, M: Manager> Acquire<'a, M> {
 
     /// Leaves the queue; returns a grant that arrived meanwhile, unless the pool closed.
     fn give_up(&mut self) -> Option<Slot<'a, M>> {
-        let key = self.key.take()?;
-        let mut state = self.shared.lock();
-        let mut grant = state.waiters.cancel(key)?;
-        if state.closed {
-            let mut effects = Effects::default();
-            self.shared.settle(&mut grant);
-            state.pass_on(grant, &mut effects);
-            let drained = state.in_use + state.connecting == 0;
-            drop(state);
-            self.shared.apply_released(effects, drained);
+        let ticket = self.ticket.take()?;
+        let grant = self.shared.lock().waiters.cancel(&ticket)?;
+        if self.shared.closing.is_closed() {
+            self.pass_on(grant);
             return None;
         }
-        drop(state);
         Some(Slot::from_grant(self.shared, grant))
     }
 }
 
 impl<M: Manager> Drop for Acquire<'_, M> {
     fn drop(&mut self) {
-        let Some(key) = self.key.take() else { return };
-        let mut state = self.shared.lock();
-        if let Some(mut grant) = state.waiters.cancel(key) {
-            let mut effects = Effects::default();
-            self.shared.settle(&mut grant);
-            state.pass_on(grant, &mut effects);
-            let drained = state.closed && state.in_use + state.connecting == 0;
-            drop(state);
-            self.shared.apply_released(effects, drained);
+        let Some(ticket) = self.ticket.take() else {
+            return;
+        };
+        let grant = self.shared.lock().waiters.cancel(&ticket);
+        if let Some(grant) = grant {
+            self.pass_on(grant);
         }
     }
 }

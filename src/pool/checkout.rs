@@ -154,8 +154,8 @@ async fn get_async<M: Manager>(
         None => match begin(shared, deadline, Sleeper::Task(cx.waker())) {
             Err(error) => Poll::Ready(Err(error)),
             Ok(Begin::Granted(grant)) => Poll::Ready(Ok((Slot::from_grant(shared, grant), false))),
-            Ok(Begin::Queued(key)) => {
-                waiting = Some(Acquire::queued(shared, key));
+            Ok(Begin::Queued(ticket)) => {
+                waiting = Some(Acquire::queued(shared, ticket));
                 Poll::Pending
             }
         },
@@ -207,8 +207,8 @@ fn get_blocking<M: Manager>(
                 Err(slot) => slot,
             }
         }
-        Begin::Queued(key) => {
-            let slot = Acquire::queued(shared, key)
+        Begin::Queued(ticket) => {
+            let slot = Acquire::queued(shared, ticket)
                 .wait_until(started.checked_add(timeout))
                 .map_err(|ended| ended_error(shared, ended, started))?;
             let now = Instant::now();

@@ -4,8 +4,9 @@
 //!
 //! * **Sync-first.** The pool's state (idle connections, slot counts, a FIFO queue of waiters) sits behind
 //!   one short, synchronous critical section: no `.await` and no user code runs while it is held.
-//!   A waiter's queue entry holds how to wake it: a blocking caller's `Thread` (it parks with a deadline)
-//!   or an async caller's `Waker`. Both go through one state machine (`Acquire::poll_grant` in
+//!   A waiter's ticket in the queue holds how to wake it: a blocking caller's parker (it parks with a
+//!   deadline) or an async caller's `Waker`, and it is where the waiter picks up its grant without the
+//!   pool's lock (`waiters.rs`). Both go through one state machine (`Acquire::poll_grant` in
 //!   `acquire.rs`), so one pool serves threads and tasks at the same time. (The sketch had both park on
 //!   `event-listener` listeners; a measured 12 % of a contended checkout went to those listeners, so the
 //!   queue wakes waiters directly. `event-listener` still carries the rare events: shutdown drains and
@@ -31,12 +32,12 @@
 //! * **The slot is held for the life of the guard.** [`PooledConnection`] derefs to the connection.
 //!   Dropping it runs the manager's `is_broken` and `reset` (also while panicking) and returns or closes
 //!   the connection; [`PooledConnection::detach`] frees the slot and keeps the connection.
-//! * **Cancellation-safe.** Every piece of capacity a caller holds (a queue entry, a grant not yet picked
-//!   up, a reserved slot, a connection being checked) is owned by a value whose `Drop` gives it back, so
+//! * **Cancellation-safe.** Every piece of capacity a caller holds (a ticket in the queue, a grant not yet
+//!   picked up, a reserved slot, a connection being checked) is owned by a value whose `Drop` gives it back, so
 //!   dropping a `get` future at any await leaks nothing. A connection whose checkout was cancelled
 //!   mid-check goes back with the deadlines of its last real use, so the next checkout checks it.
 //! * **Timeouts** come from deadlines: a thread parks until its own, and an async waiter records its own
-//!   in its queue entry, where one timeout task per pool (on the runtime adapter) ends it. An async `get`
+//!   in its ticket, where one timeout task per pool (on the runtime adapter) ends it. An async `get`
 //!   on a pool without an adapter fails with [`PoolError::NoRuntime`] every time, instead of waiting
 //!   forever under load.
 //! * **Maintenance** (idle timeout, max lifetime with jitter, leak detection) runs lazily as connections

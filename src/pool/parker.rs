@@ -91,7 +91,7 @@ impl Parker {
         self.nudged.store(false, Ordering::Relaxed);
     }
 
-    /// Tells the thread that its entry changed, and wakes it. The wake-up comes first, so that a
+    /// Tells the thread that its ticket changed, and wakes it. The wake-up comes first, so that a
     /// thread that sees the news while spinning also finds the wake-up to consume (see
     /// [`spin`](Self::spin)).
     pub(crate) fn notify(&self) {
@@ -113,7 +113,7 @@ impl Parker {
         self.nudged.swap(false, Ordering::Acquire)
     }
 
-    /// Forgets the news seen so far; called before the thread looks at its entry.
+    /// Forgets the news seen so far; called before the thread looks at its ticket.
     pub(crate) fn clear(&self) {
         self.news.store(false, Ordering::Relaxed);
     }

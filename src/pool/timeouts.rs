@@ -1,7 +1,7 @@
 //! The timeout task: one per pool with a runtime adapter, it ends async waits at their deadlines.
 //!
 //! A timer per waiting checkout (register, poll, deregister) cost about an eighth of a checkout under
-//! saturation. Instead, each async waiter records its deadline in its queue entry, and this task sleeps
+//! saturation. Instead, each async waiter records its deadline in its ticket, and this task sleeps
 //! until the earliest one, ends the waits that are due (they fail with a timeout error), and sleeps again.
 //! A waiter whose deadline comes before the one the task sleeps towards wakes it early (see `begin`).
 //! Threads do not need it: they park with their own deadline.

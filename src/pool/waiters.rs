@@ -1,19 +1,29 @@
 //! The FIFO queue of callers waiting for a connection, and the hand-off of grants to them.
 //!
-//! Each waiter owns an entry in a small slab. When capacity frees up, the state pops the *oldest* queued
-//! waiter, stores the grant in its entry, and returns the waiter's wake-up handle (a task's `Waker` or a
-//! thread's `Thread`) to be woken once the lock is released. The grant cannot be taken by anyone else: a
-//! caller that arrives later finds the capacity already gone. Entries are reused and registering a waker
-//! clones it at most once per wait, so a steady state allocates nothing.
+//! Each waiter owns a [`Ticket`]: a small mailbox of its own, shared between the waiter and the queue.
+//! When capacity frees up, the state pops the *oldest* ticket, puts the grant in it, and returns the
+//! waiter's wake-up handle (a task's `Waker` or a thread's `Parker`) to be woken once the lock is
+//! released. The grant cannot be taken by anyone else: a caller that arrives later finds the capacity
+//! already gone.
+//!
+//! The waiter picks its grant up from its ticket alone, without the pool's lock. Under saturation every
+//! checkout waits, and this leaves two critical sections per checkout (queueing, and the return that
+//! hands off) instead of three: measured with 128 tasks on a pool of 8 on 2 cores, the lock's
+//! contention and the cache lines that the pick-up pulled from the other core were about a fifth of a
+//! checkout. A ticket's own lock is only ever contended by one hand-off, close or timeout, once.
+//!
+//! Lock order: the pool's lock, then a ticket's. A ticket is in the queue exactly while its waiter
+//! waits; it leaves under the pool's lock (handed a grant, ended, or cancelled), so a waiter that
+//! cancels finds under the pool's lock whether a grant reached it.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::task::Waker;
 use std::time::Instant;
 
-use std::sync::Arc;
-
 use super::parker::Parker;
 use super::state::{Few, Grant};
+use crate::sync::{lock, Mutex};
 
 /// How to wake a waiter.
 pub(crate) enum Wake {
@@ -43,16 +53,7 @@ pub(crate) enum Ended {
     TimedOut,
 }
 
-struct Entry<C> {
-    grant: Option<Grant<C>>,
-    ended: Option<Ended>,
-    wake: Option<Wake>,
-    /// When the timeout task should end this wait (async waiters; threads time out themselves).
-    deadline: Option<Instant>,
-    occupied: bool,
-}
-
-/// What a waiter finds in its entry.
+/// What a waiter finds in its ticket.
 pub(crate) enum Taken<C> {
     /// Capacity was handed to it.
     Granted(Grant<C>),
@@ -62,19 +63,71 @@ pub(crate) enum Taken<C> {
     Waiting,
 }
 
-/// Waiters, oldest first, with their entries.
+/// One wait: where its grant, or the end of the wait, is delivered, and how to wake its waiter.
+pub(crate) type Ticket<C> = Arc<Mailbox<C>>;
+
+/// The shared part of a [`Ticket`].
+pub(crate) struct Mailbox<C> {
+    /// When the timeout task should end this wait (async waiters; threads time out themselves).
+    deadline: Option<Instant>,
+    /// The waiting thread's parker, for a thread (to nudge it, see [`Parker`]).
+    thread: Option<Arc<Parker>>,
+    inbox: Mutex<Inbox<C>>,
+}
+
+struct Inbox<C> {
+    grant: Option<Grant<C>>,
+    ended: Option<Ended>,
+    wake: Option<Wake>,
+}
+
+impl<C> Mailbox<C> {
+    /// What the waiter finds: its grant or the end of its wait, else `Waiting`, with `sleeper`
+    /// registered to be woken.
+    pub(crate) fn poll(&self, sleeper: Sleeper<'_>) -> Taken<C> {
+        let mut inbox = lock(&self.inbox);
+        if let Some(grant) = inbox.grant.take() {
+            return Taken::Granted(grant);
+        }
+        if let Some(ended) = inbox.ended {
+            return Taken::Ended(ended);
+        }
+        // A thread's parker was registered with its ticket, and stays until a grant or an end takes it.
+        if let Sleeper::Task(waker) = sleeper {
+            if !matches!(&inbox.wake, Some(Wake::Task(known)) if known.will_wake(waker)) {
+                inbox.wake = Some(Wake::Task(waker.clone()));
+            }
+        }
+        Taken::Waiting
+    }
+
+    /// Delivers `grant` or `ended` (under the pool's lock, as the ticket leaves the queue) and returns
+    /// how to wake the waiter.
+    fn deliver(&self, grant: Option<Grant<C>>, ended: Option<Ended>) -> Option<Wake> {
+        let mut inbox = lock(&self.inbox);
+        inbox.grant = grant;
+        inbox.ended = ended;
+        inbox.wake.take()
+    }
+
+    /// Takes back a grant that reached the waiter after it gave up.
+    fn reclaim(&self) -> Option<Grant<C>> {
+        lock(&self.inbox).grant.take()
+    }
+}
+
+/// Waiters' tickets, oldest first.
 pub(crate) struct WaitQueue<C> {
-    entries: Vec<Entry<C>>,
-    free: Vec<usize>,
-    order: VecDeque<usize>,
+    order: VecDeque<Ticket<C>>,
+    /// How many of them are threads (so that a queue of tasks never looks at its first ticket to nudge).
+    threads: usize,
 }
 
 impl<C> Default for WaitQueue<C> {
     fn default() -> Self {
         Self {
-            entries: Vec::new(),
-            free: Vec::new(),
             order: VecDeque::new(),
+            threads: 0,
         }
     }
 }
@@ -89,130 +142,98 @@ impl<C> WaitQueue<C> {
         self.order.is_empty()
     }
 
-    /// Queues a new waiter at the back and returns its key. It registers how to wake it with
-    /// [`park`](Self::park) before it sleeps.
-    pub(crate) fn enqueue(&mut self, deadline: Option<Instant>) -> usize {
-        let key = match self.free.pop() {
-            Some(key) => key,
-            None => {
-                self.entries.push(Entry {
-                    grant: None,
-                    ended: None,
-                    wake: None,
-                    deadline: None,
-                    occupied: false,
-                });
-                self.entries.len() - 1
+    /// Queues a new waiter at the back with how to wake it, and returns its ticket.
+    pub(crate) fn enqueue(&mut self, deadline: Option<Instant>, sleeper: Sleeper<'_>) -> Ticket<C> {
+        let (thread, wake) = match sleeper {
+            Sleeper::Task(waker) => (None, Wake::Task(waker.clone())),
+            Sleeper::Thread => {
+                // Under the lock, so that every notification or nudge meant for this wait comes after.
+                let parker = Parker::current();
+                parker.reset();
+                self.threads += 1;
+                (Some(parker.clone()), Wake::Thread(parker))
             }
         };
-        let entry = &mut self.entries[key];
-        debug_assert!(!entry.occupied && entry.grant.is_none() && entry.wake.is_none());
-        entry.occupied = true;
-        entry.ended = None;
-        entry.deadline = deadline;
-        self.order.push_back(key);
-        key
+        let ticket = Arc::new(Mailbox {
+            deadline,
+            thread,
+            inbox: Mutex::new(Inbox {
+                grant: None,
+                ended: None,
+                wake: Some(wake),
+            }),
+        });
+        self.order.push_back(ticket.clone());
+        ticket
+    }
+
+    /// Takes the oldest ticket out of the queue.
+    fn pop(&mut self) -> Option<Ticket<C>> {
+        let ticket = self.order.pop_front()?;
+        self.forget(&ticket);
+        Some(ticket)
+    }
+
+    fn forget(&mut self, ticket: &Mailbox<C>) {
+        if ticket.thread.is_some() {
+            self.threads -= 1;
+        }
     }
 
     /// Hands `grant` to the oldest waiter and returns how to wake it once the lock is released (nothing
     /// if it has not gone to sleep yet: it will find the grant when it looks). Gives the grant back if
     /// nobody waits.
     pub(crate) fn hand_off(&mut self, grant: Grant<C>) -> Result<Option<Wake>, Grant<C>> {
-        let Some(key) = self.order.pop_front() else {
-            return Err(grant);
-        };
-        let entry = &mut self.entries[key];
-        entry.grant = Some(grant);
-        Ok(entry.wake.take())
+        match self.pop() {
+            Some(ticket) => Ok(ticket.deliver(Some(grant), None)),
+            None => Err(grant),
+        }
     }
 
     /// The parker of the first waiter in line, if it is a thread (the one to nudge, see [`Parker`]).
     pub(crate) fn first_thread(&self) -> Option<&Arc<Parker>> {
-        let &key = self.order.front()?;
-        match &self.entries[key].wake {
-            Some(Wake::Thread(parker)) => Some(parker),
-            _ => None,
+        if self.threads == 0 {
+            return None;
         }
+        self.order.front()?.thread.as_ref()
     }
 
-    /// What the waiter `key` finds. A grant or an end frees the entry.
-    pub(crate) fn take(&mut self, key: usize) -> Taken<C> {
-        let entry = &mut self.entries[key];
-        if let Some(grant) = entry.grant.take() {
-            self.release(key);
-            Taken::Granted(grant)
-        } else if let Some(ended) = entry.ended {
-            self.release(key);
-            Taken::Ended(ended)
-        } else {
-            Taken::Waiting
+    /// The waiter of `ticket` gives up (cancelled or timed out). Returns a grant that reached it
+    /// meanwhile, which the caller must pass on.
+    pub(crate) fn cancel(&mut self, ticket: &Ticket<C>) -> Option<Grant<C>> {
+        if let Some(position) = self.order.iter().position(|t| Arc::ptr_eq(t, ticket)) {
+            let ticket = self.order.remove(position).expect("position is in bounds");
+            self.forget(&ticket);
+            return None;
         }
-    }
-
-    /// Registers how to wake the waiter `key`, which is still queued.
-    pub(crate) fn park(&mut self, key: usize, sleeper: Sleeper<'_>) {
-        let wake = &mut self.entries[key].wake;
-        match (sleeper, &*wake) {
-            (Sleeper::Task(waker), Some(Wake::Task(known))) if known.will_wake(waker) => {}
-            (Sleeper::Task(waker), _) => *wake = Some(Wake::Task(waker.clone())),
-            (Sleeper::Thread, Some(Wake::Thread(_))) => {}
-            (Sleeper::Thread, _) => {
-                let parker = Parker::current();
-                parker.reset();
-                *wake = Some(Wake::Thread(parker));
-            }
-        }
-    }
-
-    /// The waiter `key` gives up (cancelled or timed out). Returns a grant that reached it meanwhile,
-    /// which the caller must pass on.
-    pub(crate) fn cancel(&mut self, key: usize) -> Option<Grant<C>> {
-        if let Some(position) = self.order.iter().position(|&k| k == key) {
-            self.order.remove(position);
-        }
-        let grant = self.entries[key].grant.take();
-        self.release(key);
-        grant
+        ticket.reclaim()
     }
 
     /// Ends every queued wait with `Closed`, and collects who to wake.
     pub(crate) fn close_all(&mut self, wake: &mut Few<Wake>) {
-        while let Some(key) = self.order.pop_front() {
-            let entry = &mut self.entries[key];
-            entry.ended = Some(Ended::Closed);
-            wake.extend(entry.wake.take());
+        while let Some(ticket) = self.pop() {
+            wake.extend(ticket.deliver(None, Some(Ended::Closed)));
         }
     }
 
     /// Ends the waits whose deadline has passed, collects who to wake, and returns the earliest deadline
     /// still pending.
     pub(crate) fn expire(&mut self, now: Instant, wake: &mut Few<Wake>) -> Option<Instant> {
-        let entries = &mut self.entries;
         let mut next: Option<Instant> = None;
-        self.order.retain(|&key| {
-            let entry = &mut entries[key];
-            match entry.deadline {
-                Some(deadline) if deadline <= now => {
-                    entry.ended = Some(Ended::TimedOut);
-                    wake.extend(entry.wake.take());
-                    false
-                }
-                Some(deadline) => {
-                    next = Some(next.map_or(deadline, |n| n.min(deadline)));
-                    true
-                }
-                None => true,
+        let mut threads = self.threads;
+        self.order.retain(|ticket| match ticket.deadline {
+            Some(deadline) if deadline <= now => {
+                wake.extend(ticket.deliver(None, Some(Ended::TimedOut)));
+                threads -= usize::from(ticket.thread.is_some());
+                false
             }
+            Some(deadline) => {
+                next = Some(next.map_or(deadline, |n| n.min(deadline)));
+                true
+            }
+            None => true,
         });
+        self.threads = threads;
         next
-    }
-
-    fn release(&mut self, key: usize) {
-        let entry = &mut self.entries[key];
-        entry.occupied = false;
-        entry.ended = None;
-        entry.wake = None;
-        entry.deadline = None;
-        self.free.push(key);
     }
 }
