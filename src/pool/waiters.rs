@@ -8,9 +8,9 @@
 //!
 //! The waiter picks its grant up from its ticket alone, without the pool's lock. Under saturation every
 //! checkout waits, and this leaves two critical sections per checkout (queueing, and the return that
-//! hands off) instead of three: measured with 128 tasks on a pool of 8 on 2 cores, the lock's
-//! contention and the cache lines that the pick-up pulled from the other core were about a fifth of a
-//! checkout. A ticket's own lock is only ever contended by one hand-off, close or timeout, once.
+//! hands off) instead of three. Measured with 128 tasks on a pool of 8 on 2 cores: the lock's spinning
+//! fell from 10–15 % of the CPU to 4 %, and a checkout from 383–470 ns to 324–433 ns. A ticket's own
+//! lock meets at most one other party per wait: the hand-off, close or timeout that ends it.
 //!
 //! Lock order: the pool's lock, then a ticket's. A ticket is in the queue exactly while its waiter
 //! waits; it leaves under the pool's lock (handed a grant, ended, or cancelled), so a waiter that
