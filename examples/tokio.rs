@@ -37,7 +37,7 @@ async fn main() -> Result<(), LibsqlError> {
                 for i in 0..OPERATIONS {
                     if i % 5 == 0 {
                         // One write in five: a short IMMEDIATE transaction on the write lane.
-                        let writer = lanes.write().await?;
+                        let mut writer = lanes.write().await?;
                         let tx = writer.transaction().await?;
                         tx.execute(
                             "INSERT INTO episodes(task, body) VALUES (?1, ?2)",

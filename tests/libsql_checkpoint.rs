@@ -101,7 +101,7 @@ fn the_write_lane_checkpoints_once_per_threshold_of_changed_rows() {
     );
 
     // Rows changed inside one transaction count once they went back, all together.
-    let writer = lanes.write_blocking().unwrap();
+    let mut writer = lanes.write_blocking().unwrap();
     block_on(async {
         let tx = writer.transaction().await?;
         tx.execute("UPDATE notes SET body = body || '!' WHERE id <= 250", ())

@@ -203,6 +203,27 @@ fn transaction_control_is_refused_before_it_reaches_the_queue() {
 }
 
 #[test]
+fn a_pragma_is_refused_so_that_it_cannot_change_the_write_lane_for_later_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let lanes = lanes(&dir);
+    for sql in [
+        "PRAGMA foreign_keys=OFF",
+        "/* c */ pragma synchronous = OFF",
+    ] {
+        let error = lanes.execute_blocking(sql, ()).unwrap_err();
+        assert!(matches!(error, LibsqlError::Unsupported(_)), "{error:?}");
+        assert!(error.to_string().contains("LanedPool::write"), "{error}");
+    }
+    let mut writer = lanes.write_blocking().unwrap();
+    let on = block_on(writer.query_row_cached("PRAGMA foreign_keys", (), |r| r.get::<i64>(0)));
+    assert_eq!(
+        on.unwrap(),
+        Some(1),
+        "foreign keys stay on for the next writer"
+    );
+}
+
+#[test]
 fn a_deferred_foreign_key_broken_at_commit_fails_only_its_own_statement() {
     let dir = tempfile::tempdir().unwrap();
     let lanes = lanes(&dir);

@@ -223,7 +223,7 @@ fn read_lanes_refuse_writes_and_the_write_lane_begins_immediate() {
     assert!(refused.to_string().contains("readonly"), "{refused}");
 
     // BEGIN IMMEDIATE takes the write lock at once: a raw connection cannot write meanwhile.
-    let writer = lanes.write_blocking().unwrap();
+    let mut writer = lanes.write_blocking().unwrap();
     let tx = block_on(writer.transaction()).unwrap();
     let raw = lanes.write_pool().manager().database().connect().unwrap();
     let blocked = block_on(raw.execute("INSERT INTO t VALUES (2)", ())).unwrap_err();

@@ -159,7 +159,7 @@ fn waiters_fail_at_once_holders_finish_and_reports_are_honest() {
                 s.spawn(move || {
                     block_on(async {
                         if holder == 0 {
-                            let writer = lanes.write_blocking()?;
+                            let mut writer = lanes.write_blocking()?;
                             let tx = writer.transaction().await?;
                             tx.execute("INSERT INTO notes(body) VALUES ('a holder')", ())
                                 .await?;

@@ -4,7 +4,10 @@
 //!
 //! * A `libsql::Connection` clone is the **same** SQLite handle: it shares transactions, TEMP tables,
 //!   the busy timeout and `last_insert_rowid`, and keeps the handle open after the pooled connection
-//!   went back. Do not keep clones of a pooled connection.
+//!   went back. Do not keep clones of a pooled connection, nor the `Rows`, `Statement` or
+//!   `Transaction` that libSQL's own methods return (each holds a clone); this type's
+//!   [`query_cached`](LibsqlConnection::query_cached) and [`transaction`](LibsqlConnection::transaction)
+//!   borrow the connection instead.
 //! * A local `libsql::Row` is a view of its statement's current row, not a copy: stepping or resetting
 //!   the statement changes what it reads. So rows of a cached statement ([`CachedRow`]) borrow their
 //!   [`CachedRows`], and cannot outlive the reset that ends the cursor.
@@ -25,6 +28,7 @@ use super::database::DatabaseKind;
 use super::error::{LibsqlError, Result, StatementProblem};
 use super::owned::OwnedConnection;
 use super::statement_cache::{Slot, StatementCache, StatementCacheStats};
+use super::transaction::Transaction;
 
 /// How [`LibsqlConnection::transaction`] begins a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -153,15 +157,17 @@ impl LibsqlConnection {
     }
 
     /// Begins a transaction the way this connection's manager says: `BEGIN IMMEDIATE` on the write lane,
-    /// `BEGIN DEFERRED` otherwise (see [`TransactionMode`]). Dropping the transaction rolls it back.
+    /// `BEGIN DEFERRED` otherwise (see [`TransactionMode`]). Dropping the transaction rolls it back. It
+    /// borrows the connection, so it cannot outlive its checkout (see [`Transaction`]).
     ///
     /// # Errors
     /// A libSQL error, such as "database is locked" after the busy timeout.
-    pub async fn transaction(&self) -> Result<libsql::Transaction> {
-        Ok(self
+    pub async fn transaction(&mut self) -> Result<Transaction<'_>> {
+        let inner = self
             .conn
             .transaction_with_behavior(self.transaction_mode.behavior())
-            .await?)
+            .await?;
+        Ok(Transaction::new(inner))
     }
 
     /// A cached prepared statement for `sql`, prepared on first use. It is reset before every use, and

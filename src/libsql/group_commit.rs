@@ -636,6 +636,13 @@ fn refuse_transaction_control(sql: &str) -> Result<()> {
              that must commit together in a transaction on LanedPool::write()"
         )));
     }
+    if first.eq_ignore_ascii_case("PRAGMA") {
+        return Err(LibsqlError::Unsupported(format!(
+            "`{sql}` is a PRAGMA: alone it would change the write lane's connection for every later \
+             writer, and inside a group many PRAGMAs do nothing; run it on LanedPool::write(), and put \
+             connection settings in the lanes' ConnectionSetup"
+        )));
+    }
     if is(&OUTSIDE_ONLY) {
         return Err(LibsqlError::Unsupported(format!(
             "`{sql}` cannot run inside a transaction, and a group runs in one; run it on \
@@ -663,6 +670,8 @@ mod tests {
             ";ROLLBACK",
             "/* x */;COMMIT",
             " ; ;\n-- c\nbegin immediate",
+            "PRAGMA foreign_keys=OFF",
+            "/* c */ pragma synchronous = OFF",
         ] {
             assert!(refuse_transaction_control(sql).is_err(), "{sql}");
         }

@@ -179,7 +179,8 @@ impl LanedPool {
     ///
     /// # Errors
     /// The statement's own error (it alone is undone); [`LibsqlError::NotCommitted`](super::LibsqlError::NotCommitted) when its group
-    /// was rolled back; [`LibsqlError::Unsupported`](super::LibsqlError::Unsupported) for transaction control (`BEGIN`, `COMMIT`…);
+    /// was rolled back; [`LibsqlError::Unsupported`](super::LibsqlError::Unsupported) for transaction control (`BEGIN`, `COMMIT`…),
+    /// for `PRAGMA`s (they would change the write lane's connection), and for `VACUUM`/`ATTACH`/`DETACH`;
     /// a checkout error of the write lane.
     pub async fn execute(&self, sql: &str, params: impl IntoParams) -> Result<u64> {
         self.group_commit.execute(&self.write, sql, params).await

@@ -44,6 +44,12 @@
 //! * TEMP tables, views and triggers;
 //! * `ATTACH`ed databases;
 //! * clones of the `libsql::Connection`, which are the same handle and keep it open.
+//! * anything libSQL hands out that holds a clone of the handle: `libsql::Rows` from the connection's own
+//!   `query` (a partly read one keeps a read snapshot open, so the next holder reads old data and
+//!   checkpoints stall), `libsql::Statement`, and `libsql::Transaction` from the connection's own
+//!   `transaction` (its commit or drop would act on the next holder's transaction). Use
+//!   [`LibsqlConnection::query_cached`] and [`LibsqlConnection::transaction`], whose rows and
+//!   transactions borrow the pooled connection and so cannot outlive it.
 //!
 //! Undo such changes before dropping the guard, or call [`LibsqlConnection::mark_broken`] so that the
 //! pool closes the connection instead of reusing it.
@@ -82,6 +88,7 @@ pub mod r2d2;
 mod setup;
 mod sql_text;
 mod statement_cache;
+mod transaction;
 
 pub use checkpoint::DEFAULT_CHECKPOINT_AFTER_CHANGES;
 pub use compat::{ConnectionPool, PooledConnection};
@@ -94,6 +101,7 @@ pub use offload::offload;
 pub use owned::OwnedConnection;
 pub use setup::{ConnectionSetup, InitHook};
 pub use statement_cache::{StatementCacheStats, DEFAULT_STATEMENT_CACHE_CAPACITY};
+pub use transaction::Transaction;
 
 /// A pool of libSQL connections.
 pub type LibsqlPool = crate::pool::Pool<LibsqlManager>;
