@@ -273,6 +273,50 @@ fn parameter_mistakes_are_errors_not_silent_reuse_of_old_bindings() {
 }
 
 #[test]
+fn numbered_placeholders_bound_by_name_need_only_the_placeholders_the_text_has() {
+    let (_dir, pool) = pool_with_cache(64);
+    let mut conn = pool.get_blocking().unwrap();
+    block_on(async {
+        conn.execute_schema("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)")
+            .await
+            .unwrap();
+        // `?2` is never written, so SQLite's second slot is a gap that no value can fill.
+        let gap = "INSERT INTO notes(id, body) VALUES (?1, ?3)";
+        conn.execute_cached(gap, libsql::named_params! { "?1": 1, "?3": "gap" })
+            .await
+            .unwrap();
+        let missing = conn
+            .execute_cached(gap, libsql::named_params! { "?1": 2 })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                missing,
+                LibsqlError::ParameterCount {
+                    expected: 2,
+                    given: 1,
+                    ..
+                }
+            ),
+            "{missing}"
+        );
+
+        // An anonymous `?` after the numbered ones cannot be reached by a name.
+        let anonymous = "INSERT INTO notes(id, body) VALUES (?1, ?)";
+        let unreachable = conn
+            .execute_cached(anonymous, libsql::named_params! { "?1": 3 })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(unreachable, LibsqlError::ParameterCount { given: 1, .. }),
+            "{unreachable}"
+        );
+
+        assert_eq!(all_pairs(&conn).await, vec![(1, "gap".to_owned())]);
+    });
+}
+
+#[test]
 fn a_text_that_libsql_would_run_only_in_part_is_refused_before_anything_runs() {
     let (_dir, pool) = pool_with_cache(64);
     let mut conn = pool.get_blocking().unwrap();

@@ -258,18 +258,19 @@ impl StatementCache {
             return Ok(());
         }
         let expected = entry.parameter_names.len();
-        let count_error = |given| LibsqlError::ParameterCount {
+        let count_error = |expected, given| LibsqlError::ParameterCount {
             sql: entry.sql.to_string(),
             expected,
             given,
         };
         match params {
             Params::None if expected == 0 => Ok(()),
-            Params::None => Err(count_error(0)),
+            Params::None => Err(count_error(expected, 0)),
             Params::Positional(values) if values.len() == expected => Ok(()),
-            Params::Positional(values) => Err(count_error(values.len())),
+            Params::Positional(values) => Err(count_error(expected, values.len())),
             Params::Named(values) => {
-                let mut covered = vec![false; expected];
+                let required = slots_a_named_binding_must_cover(&entry.parameter_names);
+                let mut covered = vec![false; entry.parameter_names.len()];
                 for (name, _) in values {
                     let position = entry
                         .parameter_names
@@ -286,15 +287,37 @@ impl StatementCache {
                         }
                     }
                 }
-                let given = covered.iter().filter(|c| **c).count();
-                if given == expected {
+                if required.iter().zip(&covered).all(|(r, c)| *c || !*r) {
                     Ok(())
                 } else {
-                    Err(count_error(given))
+                    let expected = required.iter().filter(|r| **r).count();
+                    Err(count_error(
+                        expected,
+                        covered.iter().filter(|c| **c).count(),
+                    ))
                 }
             }
         }
     }
+}
+
+/// Which placeholder slots a binding by name must cover.
+///
+/// A slot with a name (`:id`, `@id`, `$id`, `?2`) must be covered. A slot without a name is either
+/// an anonymous `?`, which no name can reach (so a named binding cannot cover it and is refused),
+/// or a gap left by numbered placeholders: `SELECT ?2` has two slots and no first placeholder.
+/// SQLite reports both without a name. An anonymous `?` takes the slot after the highest one
+/// used so far, so an unnamed slot above every `?NNN` is surely an anonymous `?`; an unnamed slot
+/// below one may be a gap and is not required.
+fn slots_a_named_binding_must_cover(names: &[Option<String>]) -> Vec<bool> {
+    let highest_numbered = names
+        .iter()
+        .rposition(|name| name.as_deref().is_some_and(|n| n.starts_with('?')));
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| name.is_some() || highest_numbered.is_none_or(|highest| i > highest))
+        .collect()
 }
 
 /// The longest text or blob libsql can bind: it passes lengths to SQLite as an `i32`.
