@@ -27,6 +27,10 @@ fn numbers_table(conn: &mut LibsqlPooledConnection, up_to: i64) {
     .unwrap();
 }
 
+fn notes_table(conn: &mut LibsqlPooledConnection) {
+    block_on(conn.execute_schema("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)")).unwrap();
+}
+
 async fn all_pairs(conn: &libsql::Connection) -> Vec<(i64, String)> {
     let mut rows = conn
         .query("SELECT id, body FROM notes ORDER BY id", ())
@@ -43,10 +47,8 @@ async fn all_pairs(conn: &libsql::Connection) -> Vec<(i64, String)> {
 fn rebinding_a_cached_insert_stores_the_new_values() {
     let (_dir, pool) = pool_with_cache(64);
     let mut conn = pool.get_blocking().unwrap();
+    notes_table(&mut conn);
     block_on(async {
-        conn.execute_schema("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)")
-            .await
-            .unwrap();
         let sql = "INSERT INTO notes(id, body) VALUES (?1, ?2)";
         conn.execute_cached(sql, (1, "first")).await.unwrap();
         conn.execute_cached(sql, (2, "second")).await.unwrap();
@@ -212,10 +214,8 @@ fn a_schema_error_from_a_cached_statement_clears_the_cache() {
 fn parameter_mistakes_are_errors_not_silent_reuse_of_old_bindings() {
     let (_dir, pool) = pool_with_cache(64);
     let mut conn = pool.get_blocking().unwrap();
+    notes_table(&mut conn);
     block_on(async {
-        conn.execute_schema("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)")
-            .await
-            .unwrap();
         let sql = "INSERT INTO notes(id, body) VALUES (?1, ?2)";
         conn.execute_cached(sql, (1, "kept")).await.unwrap();
 
@@ -276,10 +276,8 @@ fn parameter_mistakes_are_errors_not_silent_reuse_of_old_bindings() {
 fn numbered_placeholders_bound_by_name_need_only_the_placeholders_the_text_has() {
     let (_dir, pool) = pool_with_cache(64);
     let mut conn = pool.get_blocking().unwrap();
+    notes_table(&mut conn);
     block_on(async {
-        conn.execute_schema("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)")
-            .await
-            .unwrap();
         // `?2` is never written, so SQLite's second slot is a gap that no value can fill.
         let gap = "INSERT INTO notes(id, body) VALUES (?1, ?3)";
         conn.execute_cached(gap, libsql::named_params! { "?1": 1, "?3": "gap" })
@@ -320,10 +318,8 @@ fn numbered_placeholders_bound_by_name_need_only_the_placeholders_the_text_has()
 fn a_text_that_libsql_would_run_only_in_part_is_refused_before_anything_runs() {
     let (_dir, pool) = pool_with_cache(64);
     let mut conn = pool.get_blocking().unwrap();
+    notes_table(&mut conn);
     block_on(async {
-        conn.execute_schema("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)")
-            .await
-            .unwrap();
         let problem = |error: LibsqlError| match error {
             LibsqlError::Statement { problem, .. } => problem,
             other => panic!("expected a statement error, got {other:?}"),
