@@ -20,13 +20,17 @@ pub enum LibsqlError {
 
     /// The parameters given do not match the statement's placeholders. libSQL itself ignores such
     /// mistakes and silently runs with the previous bindings, so this layer refuses to run.
+    ///
+    /// Positional values must fill every slot up to the highest placeholder (`?3` takes three).
+    /// Named values must cover every named placeholder (`:id`, `?3`); the unused slots below a
+    /// numbered placeholder need no value, but an anonymous `?` cannot be bound by name.
     #[error("statement `{sql}` takes {expected} parameter(s) but was given {given}; pass exactly one value per placeholder")]
     ParameterCount {
         /// The SQL text.
         sql: String,
-        /// How many placeholders the statement has.
+        /// How many placeholders need a value.
         expected: usize,
-        /// How many values were given.
+        /// How many values were given (named values: how many of those placeholders they cover).
         given: usize,
     },
 
