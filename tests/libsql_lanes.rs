@@ -254,6 +254,42 @@ fn the_write_lane_has_one_connection_however_it_is_configured() {
     assert_eq!(lanes.statistics().read.max_size, 2);
 }
 
+#[test]
+fn lanes_refuse_a_database_whose_connections_each_open_a_private_one() {
+    // A caller's own `:memory:` database: each connection would get a database of its own, so the
+    // read lane would never see the write lane's acknowledged writes.
+    let private = block_on(libsql::Builder::new_local(":memory:").build()).unwrap();
+    let database = LibsqlDatabase::from_libsql(std::sync::Arc::new(private));
+    let error = LanedPool::builder(database).build().unwrap_err();
+    assert!(matches!(error, LibsqlError::Unsupported(_)), "{error}");
+    assert!(error.to_string().contains("open_memory()"), "{error}");
+}
+
+#[test]
+fn a_caller_waiting_for_the_write_lane_it_holds_is_told_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = LibsqlDatabase::open_file(dir.path().join("self.db")).unwrap();
+    let config = PoolConfig::builder()
+        .connection_timeout(std::time::Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let lanes = LanedPool::builder(database).config(config).build().unwrap();
+    lanes.execute_blocking("CREATE TABLE t(x)", ()).unwrap();
+    let _held = lanes.write_blocking().unwrap();
+    for error in [
+        lanes
+            .execute_blocking("INSERT INTO t VALUES (1)", ())
+            .unwrap_err(),
+        lanes.write_blocking().unwrap_err(),
+    ] {
+        assert!(matches!(error, LibsqlError::WriteLaneTimeout(_)), "{error}");
+        assert!(error.is_timeout());
+        let message = error.to_string();
+        assert!(message.contains("holds `write()`"), "{message}");
+        assert!(!message.contains("max_connections"), "{message}");
+    }
+}
+
 #[cfg(feature = "remote")]
 #[test]
 fn lanes_refuse_remote_databases() {

@@ -199,6 +199,45 @@ fn new_connections_get_the_setup() {
 }
 
 #[test]
+fn foreign_keys_false_turns_them_off_although_libsql_compiles_them_on() {
+    let setup = ConnectionSetup::default().foreign_keys(false);
+    let pool =
+        Pool::builder(LibsqlManager::new(LibsqlDatabase::open_memory().unwrap()).setup(setup))
+            .build()
+            .unwrap();
+    let conn = pool.get_blocking().unwrap();
+    block_on(async {
+        assert_eq!(pragma_int(&conn, "foreign_keys").await, 0);
+        conn.execute_batch(
+            "CREATE TABLE parent(id INTEGER PRIMARY KEY);
+             CREATE TABLE child(parent INTEGER REFERENCES parent(id));",
+        )
+        .await
+        .unwrap();
+        let orphan = conn
+            .execute("INSERT INTO child(parent) VALUES (42)", ())
+            .await;
+        assert!(orphan.is_ok(), "foreign keys still enforced: {orphan:?}");
+    });
+}
+
+#[test]
+fn a_busy_timeout_longer_than_sqlite_can_wait_is_capped_not_wrapped_to_zero() {
+    // libsql passes the milliseconds as an i32: 30 days would wrap negative, which SQLite reads as
+    // "no busy handler", so every lock would fail at once.
+    for timeout in [Duration::from_secs(30 * 24 * 3600), Duration::MAX] {
+        let setup = ConnectionSetup::default().busy_timeout(timeout);
+        let pool =
+            Pool::builder(LibsqlManager::new(LibsqlDatabase::open_memory().unwrap()).setup(setup))
+                .build()
+                .unwrap();
+        let conn = pool.get_blocking().unwrap();
+        let ms = block_on(pragma_int(&conn, "busy_timeout"));
+        assert_eq!(ms, i64::from(i32::MAX), "busy_timeout({timeout:?})");
+    }
+}
+
+#[test]
 fn a_failing_init_hook_fails_the_checkout_and_says_where() {
     let setup = ConnectionSetup::default().init_hook(|_| Err("no licence".into()));
     let pool =

@@ -315,6 +315,36 @@ fn numbered_placeholders_bound_by_name_need_only_the_placeholders_the_text_has()
 }
 
 #[test]
+fn a_slot_no_name_reaches_is_null_not_the_previous_call_s_value() {
+    let (_dir, pool) = pool_with_cache(64);
+    let mut conn = pool.get_blocking().unwrap();
+    notes_table(&mut conn);
+    block_on(async {
+        // The anonymous `?` is slot 1, below `?2`: SQLite reports it like a gap, so a binding by name
+        // may leave it out. It must then read NULL, as on a fresh statement, and never keep the value
+        // of the cached statement's previous call (libsql binds only the slots it is given).
+        let sql = "INSERT INTO notes(body, id) VALUES (?, ?2)";
+        conn.execute_cached(sql, ("secret of call 1", 1))
+            .await
+            .unwrap();
+        conn.execute_cached(sql, libsql::named_params! { "?2": 2 })
+            .await
+            .unwrap();
+        let body = conn
+            .query_row_cached("SELECT body FROM notes WHERE id = 2", (), |row| {
+                row.get::<Option<String>>(0)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            body,
+            Some(None),
+            "row 2 kept the binding of the previous call"
+        );
+    });
+}
+
+#[test]
 fn a_text_that_libsql_would_run_only_in_part_is_refused_before_anything_runs() {
     let (_dir, pool) = pool_with_cache(64);
     let mut conn = pool.get_blocking().unwrap();

@@ -401,6 +401,7 @@ impl CachedStatement<'_> {
             });
         }
         self.cache.check_params(slot, &params)?;
+        let params = self.cache.bind_every_slot(slot, params);
         let statement = self.cache.statement(slot);
         statement.reset();
         let result = statement.execute(params).await;
@@ -442,6 +443,7 @@ impl Drop for CachedStatement<'_> {
 
 async fn query(cache: &mut StatementCache, slot: Slot, params: Params) -> Result<libsql::Rows> {
     cache.check_params(slot, &params)?;
+    let params = cache.bind_every_slot(slot, params);
     let statement = cache.statement(slot);
     statement.reset();
     let result = statement.query(params).await;

@@ -318,6 +318,21 @@ impl LibsqlDatabase {
         Ok(())
     }
 
+    /// Whether each connection of this database opens a database of its own: a caller's
+    /// `libsql::Database` on `:memory:` or on an empty path, for which SQLite reports no file.
+    /// Only a database of [`DatabaseKind::Unknown`] kind can be one (probed through one connection).
+    pub(crate) fn private_to_each_connection(&self) -> Result<bool> {
+        if self.kind != DatabaseKind::Unknown {
+            return Ok(false);
+        }
+        let conn = self.connect()?;
+        if conn.probe_kind() != DatabaseKind::Unknown {
+            return Ok(false);
+        }
+        let sql = "SELECT ifnull(file, '') FROM pragma_database_list WHERE name = 'main'";
+        Ok(block_on(query_text(&conn, sql))?.is_empty())
+    }
+
     /// Whether this layer switched the file to WAL.
     pub fn is_wal(&self) -> bool {
         self.wal

@@ -1,6 +1,6 @@
 //! [`LibsqlError`]: what the libSQL layer fails with, with messages that say what to do.
 
-use crate::pool::{HookError, PoolError};
+use crate::pool::{HookError, PoolError, TimeoutError};
 
 /// The result type of the libSQL layer.
 pub type Result<T, E = LibsqlError> = std::result::Result<T, E>;
@@ -22,8 +22,9 @@ pub enum LibsqlError {
     /// mistakes and silently runs with the previous bindings, so this layer refuses to run.
     ///
     /// Positional values must fill every slot up to the highest placeholder (`?3` takes three).
-    /// Named values must cover every named placeholder (`:id`, `?3`); the unused slots below a
-    /// numbered placeholder need no value, but an anonymous `?` cannot be bound by name.
+    /// Named values must cover every named placeholder (`:id`, `?3`). A slot below a numbered
+    /// placeholder that no name reaches (an unused number, or an anonymous `?`) is bound to NULL, as
+    /// on a fresh statement; an anonymous `?` above every numbered one cannot be bound by name.
     #[error("statement `{sql}` takes {expected} parameter(s) but was given {given}; pass exactly one value per placeholder")]
     ParameterCount {
         /// The SQL text.
@@ -102,6 +103,13 @@ pub enum LibsqlError {
         reason: String,
     },
 
+    /// The write lane's one connection stayed checked out for the whole `connection_timeout`
+    /// ([`LanedPool::write`](super::LanedPool::write) or [`execute`](super::LanedPool::execute)). The
+    /// lane never has more than one connection, so `max_connections` cannot help. A caller that holds
+    /// `write()` and then calls `write()` or `execute()` waits for itself until this error.
+    #[error("{}", write_lane_timeout(.0))]
+    WriteLaneTimeout(Box<TimeoutError>),
+
     /// An invalid pool configuration.
     #[error("invalid pool configuration: {0}")]
     Config(#[from] crate::pool::ConfigError),
@@ -175,6 +183,14 @@ impl From<PoolError<LibsqlError>> for LibsqlError {
 }
 
 impl LibsqlError {
+    /// A checkout error of the write lane: a timeout says what only the write lane can cause.
+    pub(crate) fn from_write_lane(error: PoolError<LibsqlError>) -> Self {
+        match error {
+            PoolError::Timeout(timeout) => LibsqlError::WriteLaneTimeout(timeout),
+            other => other.into(),
+        }
+    }
+
     /// The SQLite extended result code, if this is a SQLite failure (local or remote).
     pub fn sqlite_code(&self) -> Option<i32> {
         match self {
@@ -193,8 +209,27 @@ impl LibsqlError {
 
     /// Whether this is a checkout timeout.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, LibsqlError::Pool(error) if error.is_timeout())
+        match self {
+            LibsqlError::Pool(error) => error.is_timeout(),
+            LibsqlError::WriteLaneTimeout(_) => true,
+            _ => false,
+        }
     }
+}
+
+fn write_lane_timeout(timeout: &TimeoutError) -> String {
+    let mut message = format!(
+        "timed out after {:?} waiting for the write lane, whose one connection stayed checked out \
+         ({}); a caller that holds `write()` and then calls `write()` or `execute()` waits for \
+         itself, so drop the first guard or run the statement on it; otherwise keep write \
+         transactions short, or raise connection_timeout",
+        timeout.waited, timeout.state
+    );
+    if let Some(error) = &timeout.last_error {
+        message.push_str("; last connection error: ");
+        message.push_str(error);
+    }
+    message
 }
 
 pub(crate) const SQLITE_ERROR: i32 = 1;

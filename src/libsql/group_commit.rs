@@ -183,7 +183,7 @@ impl GroupCommit {
         }
         let mut conn = match lane.get().await {
             Ok(conn) => conn,
-            Err(error) => return ticket.fail_everyone(error.into()),
+            Err(error) => return ticket.fail_everyone(LibsqlError::from_write_lane(error)),
         };
         let mut leader = Leader::default();
         loop {
@@ -210,7 +210,7 @@ impl GroupCommit {
         }
         let mut conn = match lane.get_blocking() {
             Ok(conn) => conn,
-            Err(error) => return ticket.fail_everyone(error.into()),
+            Err(error) => return ticket.fail_everyone(LibsqlError::from_write_lane(error)),
         };
         ticket
             .lead(&mut Leader::default(), &mut conn, false)

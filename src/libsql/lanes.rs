@@ -19,6 +19,16 @@
 //!
 //! Remote databases need no split (the server orders writes), so they are refused here: use a plain
 //! `Pool<LibsqlManager>` for them.
+//! A caller's own `libsql::Database` on `:memory:` is refused too: each of its connections opens a
+//! database of its own, so readers would never see the writes. Use
+//! [`LibsqlDatabase::open_memory`](super::LibsqlDatabase::open_memory) instead. An in-memory
+//! database has no WAL, though: a reader with rows still open keeps the write lane from committing,
+//! and a write transaction keeps new readers out, each for up to the busy timeout. Drop the rows
+//! before writing, or use a file when readers and writers overlap.
+//!
+//! The write lane has one connection whatever `max_connections` says. A caller that holds
+//! [`LanedPool::write`] and calls `write()` or [`LanedPool::execute`] again waits for itself until
+//! [`LibsqlError::WriteLaneTimeout`](super::LibsqlError::WriteLaneTimeout).
 
 use std::sync::Arc;
 
@@ -27,7 +37,7 @@ use libsql::params::IntoParams;
 use super::checkpoint::{Checkpointer, DEFAULT_CHECKPOINT_AFTER_CHANGES};
 use super::connection::TransactionMode;
 use super::database::LibsqlDatabase;
-use super::error::Result;
+use super::error::{LibsqlError, Result};
 use super::group_commit::GroupCommit;
 use super::manager::LibsqlManager;
 use super::setup::ConnectionSetup;
@@ -139,9 +149,11 @@ impl LanedPool {
     /// [`transaction`](super::LibsqlConnection::transaction) begins with `BEGIN IMMEDIATE`.
     ///
     /// # Errors
-    /// A checkout error ([`LibsqlError::Pool`](super::LibsqlError::Pool)): a timeout, a closed pool, or no runtime adapter.
+    /// [`LibsqlError::WriteLaneTimeout`](super::LibsqlError::WriteLaneTimeout) when the lane stays held for
+    /// `connection_timeout`; another checkout error ([`LibsqlError::Pool`](super::LibsqlError::Pool)): a
+    /// closed pool, or no runtime adapter.
     pub async fn write(&self) -> Result<LibsqlPooledConnection> {
-        Ok(self.write.get().await?)
+        self.write.get().await.map_err(LibsqlError::from_write_lane)
     }
 
     /// [`write`](Self::write) for threads; needs no runtime.
@@ -149,7 +161,9 @@ impl LanedPool {
     /// # Errors
     /// As [`write`](Self::write).
     pub fn write_blocking(&self) -> Result<LibsqlPooledConnection> {
-        Ok(self.write.get_blocking()?)
+        self.write
+            .get_blocking()
+            .map_err(LibsqlError::from_write_lane)
     }
 
     /// Runs one write statement on the write lane, committed in one transaction with the statements of
@@ -197,7 +211,8 @@ impl LanedPool {
     /// Checks out a read-lane connection (`query_only`).
     ///
     /// # Errors
-    /// As [`write`](Self::write).
+    /// A checkout error ([`LibsqlError::Pool`](super::LibsqlError::Pool)): a timeout, a closed pool, or no
+    /// runtime adapter.
     pub async fn read(&self) -> Result<LibsqlPooledConnection> {
         Ok(self.read.get().await?)
     }
@@ -326,13 +341,22 @@ impl LanedPoolBuilder {
     /// Builds both lanes.
     ///
     /// # Errors
-    /// [`LibsqlError::Unsupported`](super::LibsqlError::Unsupported) for a remote database or an embedded replica;
+    /// [`LibsqlError::Unsupported`](super::LibsqlError::Unsupported) for a remote database, an embedded replica,
+    /// or a database whose connections each open a private one (a caller's `:memory:`);
     /// [`LibsqlError::Config`](super::LibsqlError::Config) for a bad configuration or 0 readers.
     pub fn build(self) -> Result<LanedPool> {
         self.database.require_local(
             "write and read lanes",
             "the server orders its writes, so use a plain Pool<LibsqlManager>",
         )?;
+        if self.database.private_to_each_connection()? {
+            return Err(LibsqlError::Unsupported(String::from(
+                "write and read lanes need one database that all their connections share, but each \
+                 connection of this libsql::Database opens a private one (`:memory:`, or no file): \
+                 the read lane would never see the write lane's writes; use \
+                 LibsqlDatabase::open_memory() or a file",
+            )));
+        }
         let manager = LibsqlManager::new(self.database.clone())
             .setup(self.setup.clone())
             .statement_cache_capacity(self.statement_cache_capacity);

@@ -37,7 +37,8 @@ pub type InitHook = Arc<dyn Fn(&libsql::Connection) -> Result<(), HookError> + S
 #[must_use]
 pub struct ConnectionSetup {
     busy_timeout: Duration,
-    foreign_keys: bool,
+    /// `Some(on)`: run `PRAGMA foreign_keys=ON|OFF`; `None`: leave libsql's compiled-in default (ON).
+    foreign_keys: Option<bool>,
     synchronous_normal: bool,
     init_sql: Option<String>,
     init_hook: Option<InitHook>,
@@ -48,7 +49,7 @@ impl Default for ConnectionSetup {
     fn default() -> Self {
         Self {
             busy_timeout: Duration::from_secs(5),
-            foreign_keys: true,
+            foreign_keys: Some(true),
             synchronous_normal: true,
             init_sql: None,
             init_hook: None,
@@ -74,7 +75,7 @@ impl ConnectionSetup {
     pub fn libsql_defaults() -> Self {
         Self {
             busy_timeout: Duration::ZERO,
-            foreign_keys: false,
+            foreign_keys: None,
             synchronous_normal: false,
             init_sql: None,
             init_hook: None,
@@ -88,9 +89,10 @@ impl ConnectionSetup {
         self
     }
 
-    /// Whether to run `PRAGMA foreign_keys=ON` on each connection. Default true.
+    /// Whether foreign keys are enforced on each connection: `PRAGMA foreign_keys=ON` or `=OFF`.
+    /// Default true. (libsql compiles SQLite with foreign keys on, so `false` must say so.)
     pub fn foreign_keys(mut self, on: bool) -> Self {
-        self.foreign_keys = on;
+        self.foreign_keys = Some(on);
         self
     }
 
@@ -133,11 +135,16 @@ impl ConnectionSetup {
         wal: bool,
     ) -> Result<()> {
         if kind.runs_locally() {
-            conn.busy_timeout(self.busy_timeout)
+            // libsql casts the milliseconds to `i32`: a longer timeout would wrap negative, which
+            // SQLite takes as no busy handler at all. Cap it at the longest SQLite can wait.
+            let longest = Duration::from_millis(i32::MAX as u64);
+            conn.busy_timeout(self.busy_timeout.min(longest))
                 .map_err(|e| setup_error("busy_timeout", e))?;
             let mut pragmas = String::new();
-            if self.foreign_keys {
-                pragmas.push_str("PRAGMA foreign_keys=ON;");
+            match self.foreign_keys {
+                Some(true) => pragmas.push_str("PRAGMA foreign_keys=ON;"),
+                Some(false) => pragmas.push_str("PRAGMA foreign_keys=OFF;"),
+                None => {}
             }
             if self.synchronous_normal && wal {
                 pragmas.push_str("PRAGMA synchronous=NORMAL;");

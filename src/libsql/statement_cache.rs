@@ -246,6 +246,30 @@ impl StatementCache {
         self.entry(slot).returns_rows
     }
 
+    /// Turns values bound by name into one value per slot, NULL where no name reaches (a gap below a
+    /// `?NNN`, or an anonymous `?` there, which SQLite cannot tell apart). libsql binds only the slots
+    /// named, so any other slot would keep the value of the statement's previous call; a fresh
+    /// statement reads NULL there, and so does this one. Call after [`check_params`](Self::check_params).
+    pub(crate) fn bind_every_slot(&self, slot: Slot, params: Params) -> Params {
+        let Params::Named(values) = params else {
+            return params;
+        };
+        if !self.check_bindings {
+            return Params::Named(values);
+        }
+        let names = &self.entry(slot).parameter_names;
+        let mut slots = vec![libsql::Value::Null; names.len()];
+        for (name, value) in values {
+            if let Some(i) = names
+                .iter()
+                .position(|n| n.as_deref() == Some(name.as_str()))
+            {
+                slots[i] = value;
+            }
+        }
+        Params::Positional(slots)
+    }
+
     /// Checks `params` against the statement's placeholders, because libsql ignores binding mistakes,
     /// and against the longest value libsql can bind.
     pub(crate) fn check_params(&self, slot: Slot, params: &Params) -> Result<()> {

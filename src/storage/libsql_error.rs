@@ -23,6 +23,7 @@ impl From<LibsqlError> for StorageError {
                 PoolError::Timeout(_) => DatabaseErrorKind::Timeout,
                 _ => DatabaseErrorKind::Other,
             },
+            LibsqlError::WriteLaneTimeout(_) => DatabaseErrorKind::Timeout,
             LibsqlError::ParameterCount { .. }
             | LibsqlError::UnknownParameter { .. }
             | LibsqlError::Statement { .. } => DatabaseErrorKind::Sql,
